@@ -1,0 +1,129 @@
+"""``ExecuteResult`` and the pieces it is built from, shared by every executor.
+
+The fields of the seed API are kept as they were (URL lists, ``*_by_var``,
+``status`` "completed"/"failed"); the structured extras (``files``, ``failure``,
+``seeds``) are what the batch runner and logs need to say what happened.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Optional
+
+Kind = Literal["image", "video", "audio", "text", "file"]
+
+IMAGE_EXT = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif"})
+VIDEO_EXT = frozenset({".mp4", ".mov", ".avi", ".webm", ".gif", ".mkv"})
+AUDIO_EXT = frozenset({".mp3", ".wav", ".flac", ".ogg", ".aac", ".m4a", ".opus"})
+
+
+def kind_of(filename: str, hint: str = "") -> Kind:
+    """Media kind by extension; an unknown extension is a plain file, never dropped."""
+    ext = os.path.splitext(filename)[1].lower()
+    if ext in IMAGE_EXT:
+        return "image"
+    if ext in VIDEO_EXT:
+        return "video"
+    if ext in AUDIO_EXT:
+        return "audio"
+    hint = hint.lower()
+    for k in ("image", "video", "audio"):
+        if k in hint:
+            return k  # type: ignore[return-value]
+    return "file"
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file a workflow produced, where to fetch it, and which output it belongs to."""
+
+    url: str
+    filename: str
+    kind: Kind
+    var: str
+    node_id: str
+    subfolder: str = ""
+    type: str = "output"  # ComfyUI: output | temp | input
+
+    @property
+    def is_temp(self) -> bool:
+        return self.type == "temp"
+
+
+@dataclass
+class Failure:
+    """Why a job failed, in parts a program can act on.
+
+    ``transient`` says whether running the same job again may succeed
+    (connection lost, server restarted, timeout), as opposed to a node that
+    raised or a prompt the server rejected.
+    """
+
+    kind: str  # connection | timeout | cancelled | rejected | execution | interrupted | server | remote
+    message: str
+    transient: bool = False
+    node_id: Optional[str] = None
+    node_type: Optional[str] = None
+    exception_type: Optional[str] = None
+    traceback: Optional[str] = None
+    code: Optional[int] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class ExecuteResult:
+    """What one workflow execution produced (the seed's fields, plus structured extras)."""
+
+    status: str  # "completed" or "failed"
+    prompt_id: Optional[str] = None
+    duration: Optional[float] = None
+    images: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+    audios: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    images_by_var: dict[str, list[str]] = field(default_factory=dict)
+    videos_by_var: dict[str, list[str]] = field(default_factory=dict)
+    audios_by_var: dict[str, list[str]] = field(default_factory=dict)
+    texts_by_var: dict[str, list[str]] = field(default_factory=dict)
+    outputs: Optional[dict[str, Any]] = None
+    msg: Optional[str] = None
+    # Extras beyond the seed API.
+    previews: list[str] = field(default_factory=list)  # temp images (PreviewImage): not saved outputs
+    previews_by_var: dict[str, list[str]] = field(default_factory=dict)
+    files: list[OutputFile] = field(default_factory=list)  # every file, unknown kinds included
+    failure: Optional[Failure] = None
+    seeds: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the values actually submitted
+    backend: Optional[str] = None
+    cost: Optional[dict[str, Any]] = None  # RunningHub: taskCostTime, consumeCoins
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    @classmethod
+    def failed(cls, failure: Failure, **kw: Any) -> "ExecuteResult":
+        return cls(status="failed", msg=failure.message, failure=failure, **kw)
+
+    def add_file(self, f: OutputFile) -> None:
+        """File one output under its kind and variable (temp images go to previews)."""
+        self.files.append(f)
+        if f.kind == "image" and f.is_temp:
+            self.previews.append(f.url)
+            self.previews_by_var.setdefault(f.var, []).append(f.url)
+            return
+        lists = {
+            "image": (self.images, self.images_by_var),
+            "video": (self.videos, self.videos_by_var),
+            "audio": (self.audios, self.audios_by_var),
+        }.get(f.kind)
+        if lists:
+            lists[0].append(f.url)
+            lists[1].setdefault(f.var, []).append(f.url)
+
+    def add_text(self, var: str, text: str) -> None:
+        self.texts.append(text)
+        self.texts_by_var.setdefault(var, []).append(text)
