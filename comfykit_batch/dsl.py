@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
 
 from .errors import WorkflowError
 
@@ -33,7 +32,7 @@ class ParamMarker:
     field: str
     required: bool
     upload: bool
-    description: Optional[str] = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class OutputMarker:
     name: str
 
 
-Marker = Union[ParamMarker, OutputMarker]
+Marker = ParamMarker | OutputMarker
 
 
 def parse_title(title: str, node_id: str = "?") -> list[Marker]:

@@ -11,9 +11,9 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 import requests
 
@@ -76,7 +76,7 @@ def save_stream(chunks: Iterable[bytes], dest: Path) -> Saved:
     return Saved(dest, size, digest.hexdigest())
 
 
-def sha256_file(path: Path, chunk: int = CHUNK) -> Optional[str]:
+def sha256_file(path: Path, chunk: int = CHUNK) -> str | None:
     """Hash of a file on disk, or None when it is missing."""
     digest = hashlib.sha256()
     try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal
 
 from .errors import ConfigError
 from .executors.base import Executor, ProgressCallback
@@ -40,8 +41,8 @@ def make_comfyui_executor(
     url: str,
     executor_type: str = "http",
     *,
-    api_key: Optional[str] = None,
-    cookies: Union[str, Mapping[str, str], None] = None,
+    api_key: str | None = None,
+    cookies: str | Mapping[str, str] | None = None,
     concurrency: int = 2,
 ) -> Executor:
     """The ComfyUI executor for a transport name ("http" or "websocket")."""
@@ -64,16 +65,16 @@ class ComfyKit:
 
     def __init__(
         self,
-        comfyui_url: Optional[str] = None,
-        executor_type: Optional[Literal["http", "websocket"]] = None,
-        api_key: Optional[str] = None,
-        cookies: Optional[str] = None,
-        runninghub_url: Optional[str] = None,
-        runninghub_api_key: Optional[str] = None,
-        runninghub_timeout: Optional[int] = None,
-        runninghub_retry_count: Optional[int] = None,
+        comfyui_url: str | None = None,
+        executor_type: Literal["http", "websocket"] | None = None,
+        api_key: str | None = None,
+        cookies: str | None = None,
+        runninghub_url: str | None = None,
+        runninghub_api_key: str | None = None,
+        runninghub_timeout: int | None = None,
+        runninghub_retry_count: int | None = None,
         *,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
         max_workers: int = 16,
     ) -> None:
         self.comfyui_url = (comfyui_url or os.environ.get("COMFYUI_BASE_URL") or DEFAULT_COMFYUI_URL).rstrip("/")
@@ -92,9 +93,9 @@ class ComfyKit:
         if self.executor_type not in ("http", "websocket"):
             raise ConfigError(f"executor_type must be 'http' or 'websocket', got {self.executor_type!r}")
         self.max_workers = max_workers
-        self._comfyui: Optional[Executor] = None
-        self._runninghub: Optional[Executor] = None
-        self._pool: Optional[ThreadPoolExecutor] = None
+        self._comfyui: Executor | None = None
+        self._runninghub: Executor | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows keys or cookies
@@ -127,7 +128,7 @@ class ComfyKit:
                 )
             return self._runninghub
 
-    def _route(self, workflow: Union[WorkflowSource, Workflow]) -> tuple[Executor, Workflow]:
+    def _route(self, workflow: WorkflowSource | Workflow) -> tuple[Executor, Workflow]:
         if is_runninghub_id(workflow):
             from .executors.runninghub import remote_workflow
 
@@ -139,11 +140,11 @@ class ComfyKit:
     def execute_sync(
         self,
         workflow: WorkflowSource,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         *,
-        timeout: Optional[float] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        cancel: Optional[threading.Event] = None,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecuteResult:
         """Run a workflow (path, URL, dict or RunningHub id) and wait for its result."""
         executor, wf = self._route(workflow)
@@ -155,7 +156,7 @@ class ComfyKit:
     def execute_json_sync(
         self,
         workflow_json: Mapping[str, Any],
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         **kw: Any,
     ) -> ExecuteResult:
         """``execute_sync`` for a workflow given as a dict."""
@@ -170,7 +171,7 @@ class ComfyKit:
     async def execute(
         self,
         workflow: WorkflowSource,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         **kw: Any,
     ) -> ExecuteResult:
         """Run a workflow and return its ``ExecuteResult`` (the seed API)."""
@@ -179,7 +180,7 @@ class ComfyKit:
     async def execute_json(
         self,
         workflow_json: Mapping[str, Any],
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         **kw: Any,
     ) -> ExecuteResult:
         """Run a workflow given as a dict (the seed API)."""
@@ -207,13 +208,13 @@ class ComfyKit:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._comfyui = self._runninghub = self._pool = None
 
-    def __enter__(self) -> "ComfyKit":
+    def __enter__(self) -> ComfyKit:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> "ComfyKit":
+    async def __aenter__(self) -> ComfyKit:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -20,8 +20,8 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
 
 import requests
 
@@ -121,7 +121,7 @@ class ComfyInstall:
         return self.marker.is_file() and self.marker.read_text().strip() == RECIPE_VERSION and self.python.exists()
 
 
-def install(home: Optional[Path] = None) -> ComfyInstall:
+def install(home: Path | None = None) -> ComfyInstall:
     """Install the server into ``home`` unless it is there already (about a minute)."""
     inst = ComfyInstall(Path(home) if home else default_home())
     if inst.installed:
@@ -181,8 +181,8 @@ class LocalComfyUI:
         self,
         base_dir: Path,
         *,
-        home: Optional[Path] = None,
-        port: Optional[int] = None,
+        home: Path | None = None,
+        port: int | None = None,
         custom_nodes: Iterable[Path] = (),
         cache_none: bool = False,
         startup_timeout: float = 180.0,
@@ -195,7 +195,7 @@ class LocalComfyUI:
         self.cache_none = cache_none
         self.startup_timeout = startup_timeout
         self.log_path = self.base_dir / "server.log"
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -205,7 +205,7 @@ class LocalComfyUI:
     def input_dir(self) -> Path:
         return self.base_dir / "input"
 
-    def start(self) -> "LocalComfyUI":
+    def start(self) -> LocalComfyUI:
         nodes_dir = self.base_dir / "custom_nodes"
         front = self.base_dir / "front"
         for d in (nodes_dir, front, self.output_dir, self.input_dir):
@@ -265,7 +265,7 @@ class LocalComfyUI:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def __enter__(self) -> "LocalComfyUI":
+    def __enter__(self) -> LocalComfyUI:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:

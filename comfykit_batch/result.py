@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 Kind = Literal["image", "video", "audio", "text", "file"]
 
@@ -63,11 +63,11 @@ class Failure:
     kind: str  # connection | timeout | cancelled | rejected | execution | interrupted | server | remote
     message: str
     transient: bool = False
-    node_id: Optional[str] = None
-    node_type: Optional[str] = None
-    exception_type: Optional[str] = None
-    traceback: Optional[str] = None
-    code: Optional[int] = None
+    node_id: str | None = None
+    node_type: str | None = None
+    exception_type: str | None = None
+    traceback: str | None = None
+    code: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -78,8 +78,8 @@ class ExecuteResult:
     """What one workflow execution produced (the seed's fields, plus structured extras)."""
 
     status: str  # "completed" or "failed"
-    prompt_id: Optional[str] = None
-    duration: Optional[float] = None
+    prompt_id: str | None = None
+    duration: float | None = None
     images: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     audios: list[str] = field(default_factory=list)
@@ -88,24 +88,24 @@ class ExecuteResult:
     videos_by_var: dict[str, list[str]] = field(default_factory=dict)
     audios_by_var: dict[str, list[str]] = field(default_factory=dict)
     texts_by_var: dict[str, list[str]] = field(default_factory=dict)
-    outputs: Optional[dict[str, Any]] = None
-    msg: Optional[str] = None
+    outputs: dict[str, Any] | None = None
+    msg: str | None = None
     # Extras beyond the seed API.
     previews: list[str] = field(default_factory=list)  # temp images (PreviewImage): not saved outputs
     previews_by_var: dict[str, list[str]] = field(default_factory=dict)
     files: list[OutputFile] = field(default_factory=list)  # every file, unknown kinds included
-    failure: Optional[Failure] = None
+    failure: Failure | None = None
     seeds: dict[str, int] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # the values actually submitted
-    backend: Optional[str] = None
-    cost: Optional[dict[str, Any]] = None  # RunningHub: taskCostTime, consumeCoins
+    backend: str | None = None
+    cost: dict[str, Any] | None = None  # RunningHub: taskCostTime, consumeCoins
 
     @property
     def ok(self) -> bool:
         return self.status == "completed"
 
     @classmethod
-    def failed(cls, failure: Failure, **kw: Any) -> "ExecuteResult":
+    def failed(cls, failure: Failure, **kw: Any) -> ExecuteResult:
         return cls(status="failed", msg=failure.message, failure=failure, **kw)
 
     def add_file(self, f: OutputFile) -> None:

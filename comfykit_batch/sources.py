@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any
 
 import requests
 
@@ -12,7 +13,7 @@ from .errors import WorkflowError
 from .fetch import fetch_bytes
 from .workflow import Workflow
 
-WorkflowSource = Union[str, Path, Mapping[str, Any], Workflow]
+WorkflowSource = str | Path | Mapping[str, Any] | Workflow
 
 
 def is_runninghub_id(source: Any) -> bool:

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 from .errors import ParameterError
@@ -49,9 +49,9 @@ class UploadSource:
 
     kind: Kind
     filename: str
-    path: Optional[Path] = None
-    url: Optional[str] = None
-    data: Optional[bytes] = None
+    path: Path | None = None
+    url: str | None = None
+    data: bytes | None = None
 
     def describe(self) -> str:
         if self.kind == "path":

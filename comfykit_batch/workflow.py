@@ -11,9 +11,10 @@ import copy
 import hashlib
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 from .dsl import OutputMarker, ParamMarker, parse_title
 from .errors import ParameterError, WorkflowError
@@ -46,8 +47,8 @@ class Parameter:
     default: Any = None
     has_default: bool = False
     type: str = "any"
-    description: Optional[str] = None
-    choices: Optional[list[Any]] = None
+    description: str | None = None
+    choices: list[Any] | None = None
 
     @property
     def is_seed(self) -> bool:
@@ -116,7 +117,7 @@ class Workflow:
 
     # -- loading -----------------------------------------------------------
     @classmethod
-    def from_json(cls, text: Union[str, bytes], *, source: str = "<json>") -> "Workflow":
+    def from_json(cls, text: str | bytes, *, source: str = "<json>") -> Workflow:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -124,7 +125,7 @@ class Workflow:
         return cls(data, source=source)
 
     @classmethod
-    def from_file(cls, path: Union[str, Path]) -> "Workflow":
+    def from_file(cls, path: str | Path) -> Workflow:
         p = Path(path).expanduser()
         try:
             text = p.read_bytes()
@@ -208,7 +209,7 @@ class Workflow:
             )
             raise ParameterError(f"missing required parameter{'s' if len(missing) > 1 else ''} for {self.source}: {where}")
 
-    def bind(self, params: Optional[Mapping[str, Any]] = None, *, rng: Optional[random.Random] = None) -> "BoundPrompt":
+    def bind(self, params: Mapping[str, Any] | None = None, *, rng: random.Random | None = None) -> BoundPrompt:
         """Check, coerce and apply ``params``; uploads stay pending for the executor."""
         params = dict(params or {})
         self.check_params(params)
@@ -331,7 +332,3 @@ class BoundPrompt:
         for up in self.uploads:
             self.values[up.name] = names[up.name]
         return prompt
-
-    def api_prompt(self, prompt: Optional[JsonDict] = None) -> JsonDict:
-        """The prompt as the server wants it: node objects only."""
-        return prompt if prompt is not None else self.prompt

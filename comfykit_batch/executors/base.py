@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from ..fetch import Saved
 from ..result import ExecuteResult, OutputFile
@@ -23,7 +24,7 @@ class ProgressEvent:
     """A node's progress (``value`` of ``max``), as the server reports it."""
 
     prompt_id: str
-    node: Optional[str]
+    node: str | None
     value: float
     max: float
 
@@ -50,11 +51,11 @@ class Executor(abc.ABC):
     def execute(
         self,
         workflow: Workflow,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         *,
-        timeout: Optional[float] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        cancel: Optional[threading.Event] = None,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecuteResult:
         """Run one job to its end. Bad input raises; remote failures return ``status="failed"``.
 
@@ -69,7 +70,7 @@ class Executor(abc.ABC):
     def close(self) -> None:
         """Release connections and threads."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:

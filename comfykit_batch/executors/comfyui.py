@@ -14,8 +14,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 from ..errors import MissingNodesError
 from ..fetch import Saved, fetch_bytes, save_stream
@@ -48,8 +49,8 @@ class ComfyUIExecutor(Executor):
         self,
         url: str,
         *,
-        api_key: Optional[str] = None,
-        cookies: Union[str, Mapping[str, str], None] = None,
+        api_key: str | None = None,
+        cookies: str | Mapping[str, str] | None = None,
         concurrency: int = 2,
         poll_max: float = 1.0,
     ) -> None:
@@ -73,11 +74,11 @@ class ComfyUIExecutor(Executor):
     def execute(
         self,
         workflow: Workflow,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         *,
-        timeout: Optional[float] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        cancel: Optional[threading.Event] = None,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecuteResult:
         bound = workflow.bind(params)
         started = time.monotonic()
@@ -187,18 +188,18 @@ class ComfyUIExecutor(Executor):
         """Called when the job is over."""
 
     def _wait(
-        self, prompt_id: str, deadline: Optional[float], cancel: Optional[threading.Event],
-        on_progress: Optional[ProgressCallback],
+        self, prompt_id: str, deadline: float | None, cancel: threading.Event | None,
+        on_progress: ProgressCallback | None,
     ) -> JsonDict:
         raise NotImplementedError
 
-    def _check_stop(self, deadline: Optional[float], cancel: Optional[threading.Event], started: float) -> None:
+    def _check_stop(self, deadline: float | None, cancel: threading.Event | None, started: float) -> None:
         if cancel is not None and cancel.is_set():
             raise _Stop(Failure("cancelled", "cancelled by the caller; prompt interrupted", transient=True))
         if deadline is not None and time.monotonic() >= deadline:
             raise _Stop(Failure("timeout", f"timeout after {time.monotonic() - started:.1f}s; prompt interrupted", transient=True))
 
-    def _sleep(self, seconds: float, deadline: Optional[float], cancel: Optional[threading.Event]) -> None:
+    def _sleep(self, seconds: float, deadline: float | None, cancel: threading.Event | None) -> None:
         if deadline is not None:
             seconds = max(0.0, min(seconds, deadline - time.monotonic()))
         if cancel is not None:
@@ -206,7 +207,7 @@ class ComfyUIExecutor(Executor):
         else:
             time.sleep(seconds)
 
-    def _poll_history(self, prompt_id: str, since: float, state: JsonDict) -> Optional[JsonDict]:
+    def _poll_history(self, prompt_id: str, since: float, state: JsonDict) -> JsonDict | None:
         """One history look-up that also notices a prompt the server lost (restart, queue cleared)."""
         try:
             entry = self.client.history(prompt_id)
@@ -222,7 +223,7 @@ class ComfyUIExecutor(Executor):
         if now - state.get("queue_checked", since) >= LOST_CHECK_INTERVAL:
             state["queue_checked"] = now
             if not self._in_queue(prompt_id) and self.client.history(prompt_id) is None:
-                raise _Stop(Failure("server", f"{self.name}: the prompt vanished from queue and history (server restarted?)", transient=True))
+                raise _Stop(Failure("server", f"{self.name}: prompt vanished from queue and history (restarted?)", transient=True))
         return None
 
     def _in_queue(self, prompt_id: str) -> bool:
@@ -236,7 +237,7 @@ class ComfyUIExecutor(Executor):
         self.client.close()
 
 
-def failure_from_status(status: Mapping[str, Any]) -> Optional[Failure]:
+def failure_from_status(status: Mapping[str, Any]) -> Failure | None:
     """A ``Failure`` from a history entry's status, or None when it succeeded."""
     if status.get("status_str", "success") == "success" and status.get("completed", True):
         return None
@@ -264,7 +265,7 @@ def execution_failure(data: Mapping[str, Any]) -> Failure:
     )
 
 
-def _str(v: Any) -> Optional[str]:
+def _str(v: Any) -> str | None:
     return None if v is None else str(v)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, BinaryIO, Iterator, Mapping, Optional, Union
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlparse
 
 import requests
@@ -39,7 +40,7 @@ class PromptRejected(Exception):
         self.node_errors = node_errors
 
 
-def parse_cookies(cookies: Union[str, Mapping[str, str], None]) -> dict[str, str]:
+def parse_cookies(cookies: str | Mapping[str, str] | None) -> dict[str, str]:
     """Cookies as a dict from JSON, ``k=v; k2=v2``, or a URL that serves either (fetched without credentials)."""
     if not cookies:
         return {}
@@ -91,8 +92,8 @@ class ComfyUIClient:
         self,
         base_url: str,
         *,
-        api_key: Optional[str] = None,
-        cookies: Union[str, Mapping[str, str], None] = None,
+        api_key: str | None = None,
+        cookies: str | Mapping[str, str] | None = None,
         pool_size: int = 16,
         timeout: tuple[float, float] = (5.0, 60.0),
     ) -> None:
@@ -112,7 +113,7 @@ class ComfyUIClient:
         self.cookies = parse_cookies(cookies)
         for k, v in self.cookies.items():
             self.session.cookies.set(k, v, domain=parsed.hostname or "")
-        self._object_info: Optional[JsonDict] = None
+        self._object_info: JsonDict | None = None
         self._object_info_lock = threading.Lock()
 
     # -- plumbing --------------------------------------------------------------
@@ -162,7 +163,7 @@ class ComfyUIClient:
         except ValueError:
             raise TransportError("POST /prompt: answer is not JSON") from None
 
-    def history(self, prompt_id: str) -> Optional[JsonDict]:
+    def history(self, prompt_id: str) -> JsonDict | None:
         """The history entry of a finished prompt, or None while it is queued or running."""
         data = self._json("GET", f"/history/{prompt_id}")
         entry = data.get(prompt_id) if isinstance(data, dict) else None
@@ -185,7 +186,7 @@ class ComfyUIClient:
     def system_stats(self) -> JsonDict:
         return self._json("GET", "/system_stats")
 
-    def upload(self, filename: str, data: Union[bytes, BinaryIO], *, overwrite: bool = False) -> str:
+    def upload(self, filename: str, data: bytes | BinaryIO, *, overwrite: bool = False) -> str:
         """Put a file in the server's input folder; returns the name to use (the server may rename it)."""
         files = {"image": (filename, data)}
         form = {"type": "input", "overwrite": "true" if overwrite else "false"}

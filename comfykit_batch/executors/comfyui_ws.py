@@ -14,7 +14,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any
 
 import websocket
 
@@ -32,16 +33,16 @@ SAFETY_POLL = LOST_CHECK_INTERVAL
 class _EventHub:
     """Owns the socket; hands each prompt's events to that prompt's queue."""
 
-    def __init__(self, url: str, header: list[str], cookie: Optional[str]) -> None:
+    def __init__(self, url: str, header: list[str], cookie: str | None) -> None:
         self.url, self.header, self.cookie = url, header, cookie
         self.connected = threading.Event()
         self._queues: dict[str, queue.SimpleQueue[tuple[str, JsonDict]]] = {}
         self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self._ws: Optional[websocket.WebSocket] = None
+        self._thread: threading.Thread | None = None
+        self._ws: websocket.WebSocket | None = None
         self._closed = False
 
-    def add(self, prompt_id: str) -> "queue.SimpleQueue[tuple[str, JsonDict]]":
+    def add(self, prompt_id: str) -> queue.SimpleQueue[tuple[str, JsonDict]]:
         q: queue.SimpleQueue[tuple[str, JsonDict]] = queue.SimpleQueue()
         with self._lock:
             self._queues[prompt_id] = q
@@ -50,7 +51,7 @@ class _EventHub:
                 self._thread.start()
         return q
 
-    def get(self, prompt_id: str) -> Optional["queue.SimpleQueue[tuple[str, JsonDict]]"]:
+    def get(self, prompt_id: str) -> queue.SimpleQueue[tuple[str, JsonDict]] | None:
         with self._lock:
             return self._queues.get(prompt_id)
 
@@ -140,8 +141,8 @@ class WebSocketExecutor(ComfyUIExecutor):
         self,
         url: str,
         *,
-        api_key: Optional[str] = None,
-        cookies: Union[str, Mapping[str, str], None] = None,
+        api_key: str | None = None,
+        cookies: str | Mapping[str, str] | None = None,
         concurrency: int = 2,
         poll_max: float = 1.0,
         connect_wait: float = 5.0,
@@ -194,7 +195,7 @@ class WebSocketExecutor(ComfyUIExecutor):
                 step = SAFETY_POLL if live else min(self.poll_max, max(0.005, elapsed * 0.1))
                 next_poll = time.monotonic() + step
 
-    def _history_after_event(self, prompt_id: str) -> Optional[JsonDict]:
+    def _history_after_event(self, prompt_id: str) -> JsonDict | None:
         """History may lag the success event by a moment: look a few times."""
         for delay in (0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1):
             time.sleep(delay)

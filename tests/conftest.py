@@ -1,0 +1,50 @@
+"""Shared fixtures: the real ComfyUI tier and the fake server for faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from comfykit_batch.local_comfyui import LocalComfyUI, LocalComfyUIError
+
+TESTS = Path(__file__).resolve().parent
+WORKFLOWS = TESTS / "workflows"
+TEST_NODES = TESTS / "comfy_nodes" / "comfykit_test_nodes"
+
+
+def _start_real(tmp_path_factory: pytest.TempPathFactory, name: str) -> LocalComfyUI:
+    try:
+        return LocalComfyUI(tmp_path_factory.mktemp(name), custom_nodes=[TEST_NODES]).start()
+    except LocalComfyUIError as exc:  # the tier fails loudly, never skips
+        pytest.fail(f"the real ComfyUI server could not be installed or started: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def real_comfy(tmp_path_factory: pytest.TempPathFactory):
+    """A real ComfyUI (CPU, model-free nodes, the project's test nodes) for the whole session."""
+    server = _start_real(tmp_path_factory, "comfy-a")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_comfy_b(tmp_path_factory: pytest.TempPathFactory):
+    """A second real server, for spreading a batch over two backends."""
+    server = _start_real(tmp_path_factory, "comfy-b")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_comfy():
+    from tests.fakes.fake_comfyui import FakeComfyUI
+
+    server = FakeComfyUI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workflows() -> Path:
+    return WORKFLOWS

@@ -1,0 +1,408 @@
+"""A protocol-faithful fake ComfyUI: a real HTTP + WebSocket server on loopback.
+
+For what the real server cannot be made to do on demand: 5xx answers, dropped
+sockets, the history/event race, a server dying mid-batch, a fixed time per
+prompt (for utilisation benchmarks). It follows ``comfyui-protocol.md``: the
+same routes, envelopes, event order, one worker executing one prompt at a time,
+history written before ``executing`` with ``node: null``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+DEFAULT_CLASSES = {
+    "EmptyImage": {"width": ["INT", {"default": 512, "min": 1}], "height": ["INT", {"default": 512, "min": 1}],
+                   "batch_size": ["INT", {"default": 1}], "color": ["INT", {"default": 0}]},
+    "ImageInvert": {"image": ["IMAGE"]},
+    "SaveImage": {"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]},
+    "PreviewImage": {"images": ["IMAGE"]},
+    "PreviewAny": {"source": ["*"]},
+    "LoadImage": {"image": [["example.png"], {"image_upload": True}]},
+    "KSampler": {"seed": ["INT", {"default": 0}], "steps": ["INT", {"default": 20}], "cfg": ["FLOAT", {"default": 8.0}]},
+    "Raise": {"message": ["STRING", {"default": "boom"}]},
+    "Slow": {"seconds": ["FLOAT", {"default": 1.0}]},
+}
+
+
+class _WsClient:
+    def __init__(self, sock: socket.socket, client_id: str) -> None:
+        self.sock, self.client_id = sock, client_id
+        self.lock = threading.Lock()
+        self.alive = True
+
+    def send(self, payload: bytes, opcode: int = 1) -> None:
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, n)
+        elif n < 65536:
+            head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+        with self.lock:
+            try:
+                self.sock.sendall(head + payload)
+            except OSError:
+                self.alive = False
+
+    def drop(self) -> None:
+        self.alive = False
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class FakeComfyUI:
+    """Start with ``FakeComfyUI().start()``; ``url`` is where it listens. Knobs are plain attributes."""
+
+    def __init__(self, *, work_seconds: float = 0.0, port: int = 0) -> None:
+        self.work_seconds = work_seconds
+        self.classes = dict(DEFAULT_CLASSES)
+        self.submit_failures: deque[int] = deque()  # HTTP codes to answer the next POST /prompt calls with
+        self.history_lag = 0.0  # seconds between execution_success and the history entry (the race)
+        self.drop_ws_on_start = 0  # drop every socket when the next N prompts start executing
+        self.send_events = True
+        self.output_size = 0  # >0: SaveImage outputs are files of this many bytes (streamed)
+        self.die_after: int | None = None  # stop serving after this many prompts finished
+        self.requests: list[tuple[str, str]] = []
+        self.submitted: list[dict[str, Any]] = []
+        self.busy: list[tuple[float, float]] = []  # (start, end) of each prompt's execution
+        self.finished_at: dict[str, float] = {}
+        self.history: dict[str, Any] = {}
+        self.files: dict[tuple[str, str, str], Any] = {}
+        self.uploads: dict[str, bytes] = {}
+        self._pending: deque[tuple[str, dict, str]] = deque()
+        self._running: tuple[str, dict, str] | None = None
+        self._interrupt: set[str] = set()
+        self._cond = threading.Condition()
+        self._ws: list[_WsClient] = []
+        self._counter = 0
+        self._port = port
+        self._stopped = threading.Event()
+        self.server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> FakeComfyUI:
+        fake = self
+
+        class Handler(_Handler):
+            app = fake
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        self.server.daemon_threads = True
+        self._port = self.server.server_address[1]
+        self._stopped.clear()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=self._worker, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def stop(self) -> None:
+        """Die: stop listening, drop every connection, forget the queue."""
+        self._stopped.set()
+        with self._cond:
+            self._cond.notify_all()
+        for c in list(self._ws):
+            c.drop()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def restart(self) -> FakeComfyUI:
+        """Come back on the same port with empty memory, as a restarted ComfyUI does."""
+        self.stop()
+        self.history.clear()
+        self._pending.clear()
+        self._running = None
+        return self.start()
+
+    def drop_sockets(self) -> None:
+        for c in list(self._ws):
+            c.drop()
+
+    # -- queue ------------------------------------------------------------------
+    def enqueue(self, prompt_id: str, prompt: dict, client_id: str) -> None:
+        with self._cond:
+            self._pending.append((prompt_id, prompt, client_id))
+            self._cond.notify_all()
+
+    def queue_state(self) -> dict[str, Any]:
+        with self._cond:
+            running = [[0, self._running[0], {}, {}, []]] if self._running else []
+            pending = [[i + 1, pid, {}, {}, []] for i, (pid, _, _) in enumerate(self._pending)]
+        return {"queue_running": running, "queue_pending": pending}
+
+    def delete_pending(self, ids: list[str]) -> None:
+        with self._cond:
+            self._pending = deque(p for p in self._pending if p[0] not in ids)
+
+    def interrupt(self, prompt_id: str | None) -> None:
+        with self._cond:
+            if self._running and (prompt_id is None or self._running[0] == prompt_id):
+                self._interrupt.add(self._running[0])
+                self._cond.notify_all()
+
+    def _emit(self, client_id: str, kind: str, data: dict) -> None:
+        if not self.send_events:
+            return
+        payload = json.dumps({"type": kind, "data": data}).encode()
+        for c in list(self._ws):
+            if c.client_id == client_id and c.alive:
+                c.send(payload)
+
+    def _worker(self) -> None:
+        while not self._stopped.is_set():
+            with self._cond:
+                while not self._pending and not self._stopped.is_set():
+                    self._cond.wait(0.2)
+                if self._stopped.is_set():
+                    return
+                pid, prompt, cid = self._running = self._pending.popleft()
+            self._execute(pid, prompt, cid)
+            with self._cond:
+                self._running = None
+            if self.die_after is not None and len(self.finished_at) >= self.die_after:
+                threading.Thread(target=self.stop, daemon=True).start()
+                return
+
+    def _execute(self, pid: str, prompt: dict, cid: str) -> None:
+        start = time.perf_counter()
+        ts = int(time.time() * 1000)
+        self._emit(cid, "execution_start", {"prompt_id": pid, "timestamp": ts})
+        if self.drop_ws_on_start > 0:
+            self.drop_ws_on_start -= 1
+            self.drop_sockets()
+        self._emit(cid, "execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": ts})
+        outputs: dict[str, Any] = {}
+        messages: list[Any] = [["execution_start", {"prompt_id": pid, "timestamp": ts}]]
+        status = "success"
+        seconds = self.work_seconds + sum(
+            float(n.get("inputs", {}).get("seconds", 0)) for n in prompt.values() if n.get("class_type") == "Slow"
+        )
+        for nid, node in prompt.items():
+            cls = node.get("class_type")
+            self._emit(cid, "executing", {"node": nid, "display_node": nid, "prompt_id": pid})
+            if cls == "Raise":
+                err = {"prompt_id": pid, "node_id": nid, "node_type": cls, "exception_message": node["inputs"].get("message", ""),
+                       "exception_type": "ValueError", "traceback": ["Traceback...\n", "ValueError: boom\n"], "executed": []}
+                messages.append(["execution_error", err])
+                self._emit(cid, "execution_error", err)
+                status = "error"
+                break
+            if cls == "Slow" or (seconds and cls in ("SaveImage", "PreviewAny")):
+                steps = 4
+                for i in range(steps):
+                    with self._cond:
+                        self._cond.wait_for(lambda: pid in self._interrupt or self._stopped.is_set(), seconds / steps)
+                        interrupted = pid in self._interrupt
+                    if interrupted or self._stopped.is_set():
+                        break
+                    self._emit(cid, "progress", {"value": i + 1, "max": steps, "node": nid, "prompt_id": pid})
+                seconds = 0
+                if pid in self._interrupt:
+                    data = {"prompt_id": pid, "node_id": nid, "node_type": cls, "executed": []}
+                    messages.append(["execution_interrupted", data])
+                    self._emit(cid, "execution_interrupted", data)
+                    status = "error"
+                    break
+            out = self._outputs(node)
+            if out:
+                outputs[nid] = out
+                self._emit(cid, "executed", {"node": nid, "output": out, "prompt_id": pid})
+        end = time.perf_counter()
+        self.busy.append((start, end))
+        if self._stopped.is_set():
+            return
+        entry = {"prompt": [0, pid, prompt, {}, []], "outputs": outputs, "meta": {},
+                 "status": {"status_str": status, "completed": status == "success", "messages": messages}}
+        if status == "success":
+            messages.append(["execution_success", {"prompt_id": pid, "timestamp": ts}])
+            self._emit(cid, "execution_success", {"prompt_id": pid, "timestamp": ts})
+        if self.history_lag:
+            time.sleep(self.history_lag)
+        self.history[pid] = entry
+        self.finished_at[pid] = time.perf_counter()
+        self._emit(cid, "executing", {"node": None, "prompt_id": pid})
+
+    def _outputs(self, node: dict) -> dict[str, Any]:
+        cls = node.get("class_type")
+        if cls in ("SaveImage", "PreviewImage"):
+            self._counter += 1
+            typ = "output" if cls == "SaveImage" else "temp"
+            prefix = str(node.get("inputs", {}).get("filename_prefix", "ComfyUI"))
+            sub, _, base = prefix.rpartition("/")
+            name = f"{base}_{self._counter:05}_.png"
+            self.files[(name, sub, typ)] = self.output_size or PNG_1PX
+            return {"images": [{"filename": name, "subfolder": sub, "type": typ}]}
+        if cls == "PreviewAny":
+            return {"text": [str(node.get("inputs", {}).get("source", ""))]}
+        return {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    app: FakeComfyUI
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, code: int, body: Any = None, ctype: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body if body is not None else {}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _path(self) -> str:
+        path = urlparse(self.path).path
+        return path[4:] if path.startswith("/api/") else path
+
+    def do_GET(self) -> None:  # noqa: N802
+        app, path = self.app, self._path()
+        app.requests.append(("GET", path))
+        q = parse_qs(urlparse(self.path).query)
+        if path == "/ws":
+            return self._websocket(q.get("clientId", [""])[0])
+        if path == "/system_stats":
+            return self._send(200, {"system": {"comfyui_version": "fake"}, "devices": []})
+        if path == "/object_info":
+            return self._send(200, {c: {"input": {"required": spec}, "output_node": c in ("SaveImage", "PreviewImage")}
+                                    for c, spec in app.classes.items()})
+        if path.startswith("/history/"):
+            pid = path.split("/", 2)[2]
+            entry = app.history.get(pid)
+            return self._send(200, {pid: entry} if entry else {})
+        if path == "/queue":
+            return self._send(200, app.queue_state())
+        if path == "/view":
+            key = (q.get("filename", [""])[0], q.get("subfolder", [""])[0], q.get("type", ["output"])[0])
+            data = app.files.get(key)
+            if data is None:
+                return self._send(404, b"not found", "text/plain")
+            if isinstance(data, int):
+                return self._stream_bytes(data)
+            return self._send(200, data, "image/png")
+        return self._send(404, b"404", "text/plain")
+
+    def _stream_bytes(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        block = bytes(range(256)) * 4096
+        left = size
+        while left > 0:
+            n = min(left, len(block))
+            self.wfile.write(block[:n])
+            left -= n
+
+    def do_POST(self) -> None:  # noqa: N802
+        app, path = self.app, self._path()
+        app.requests.append(("POST", path))
+        if path == "/upload/image":
+            body = self._body()
+            name = _multipart_filename(body, self.headers.get("Content-Type", "")) or "upload.png"
+            app.uploads[name] = body
+            return self._send(200, {"name": name, "subfolder": "", "type": "input"})
+        try:
+            data = json.loads(self._body() or b"{}")
+        except ValueError:
+            return self._send(500, b"bad json", "text/plain")
+        if path == "/prompt":
+            if app.submit_failures:
+                return self._send(app.submit_failures.popleft(), b"server error", "text/plain")
+            prompt = data.get("prompt") or {}
+            missing = [n.get("class_type") for n in prompt.values() if n.get("class_type") not in app.classes]
+            if missing:
+                return self._send(400, {"error": {"type": "invalid_prompt", "message": f"Cannot execute because node {missing[0]} "
+                                                  "does not exist.", "details": "", "extra_info": {}}, "node_errors": {}})
+            pid = data.get("prompt_id") or str(uuid.uuid4())
+            app.submitted.append(data)
+            app.enqueue(pid, prompt, data.get("client_id", ""))
+            return self._send(200, {"prompt_id": pid, "number": len(app.submitted), "node_errors": {}})
+        if path == "/queue":
+            app.delete_pending(data.get("delete") or [])
+            return self._send(200, {})
+        if path == "/interrupt":
+            app.interrupt(data.get("prompt_id"))
+            return self._send(200, {})
+        if path == "/history":
+            for pid in data.get("delete") or []:
+                app.history.pop(pid, None)
+            return self._send(200, {})
+        return self._send(404, b"404", "text/plain")
+
+    def _websocket(self, client_id: str) -> None:
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        client = _WsClient(self.connection, client_id)
+        status = {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id}}
+        client.send(json.dumps(status).encode())
+        client.send(struct.pack(">II", 1, 2) + PNG_1PX, opcode=2)  # a binary preview frame, to be ignored
+        self.app._ws.append(client)
+        try:
+            while client.alive:
+                head = self.rfile.read(2)
+                if len(head) < 2:
+                    break
+                opcode, length = head[0] & 0x0F, head[1] & 0x7F
+                if length == 126:
+                    (length,) = struct.unpack("!H", self.rfile.read(2))
+                elif length == 127:
+                    (length,) = struct.unpack("!Q", self.rfile.read(8))
+                mask = self.rfile.read(4) if head[1] & 0x80 else b""
+                payload = self.rfile.read(length)
+                if mask:
+                    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                if opcode == 8:
+                    client.send(b"", opcode=8)
+                    break
+                if opcode == 9:
+                    client.send(payload, opcode=10)
+        except OSError:
+            pass
+        finally:
+            client.alive = False
+            if client in self.app._ws:
+                self.app._ws.remove(client)
+            self.close_connection = True
+
+
+def _multipart_filename(body: bytes, ctype: str) -> str | None:
+    marker = b'filename="'
+    i = body.find(marker)
+    if i < 0:
+        return None
+    j = body.find(b'"', i + len(marker))
+    return body[i + len(marker) : j].decode("utf-8", "replace")

@@ -1,0 +1,184 @@
+"""End-to-end: both executors against a real ComfyUI server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from comfykit_batch import ComfyKit, MissingNodesError, Workflow
+from comfykit_batch.executors.comfyui import HttpExecutor
+from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
+from tests.helpers import png
+
+pytestmark = pytest.mark.real
+
+EXECUTORS = [HttpExecutor, WebSocketExecutor]
+
+
+@pytest.fixture(params=EXECUTORS, ids=["http", "websocket"])
+def executor(request, real_comfy):
+    ex = request.param(real_comfy.url)
+    yield ex
+    ex.close()
+
+
+def _near(got, want, tol=1):
+    """ComfyUI works in float32: a channel may land one step off after a round trip."""
+    return all(abs(a - b) <= tol for a, b in zip(got, want)) and len(got) == len(want)
+
+
+def _pixels(executor, url_file, tmp_path):
+    saved = executor.download(url_file, tmp_path / url_file.filename)
+    return png.decode(saved.path.read_bytes()), saved
+
+
+def test_parameters_reach_the_pixels(executor, workflows, tmp_path):
+    wf = Workflow.from_file(workflows / "invert.json")
+    r = executor.execute(wf, {"width": 20, "height": 10, "color": 0x102030}, timeout=60)
+    assert r.status == "completed", r.msg
+    assert list(r.images_by_var) == ["inverted"] and len(r.images) == 1
+    (w, h, rows), saved = _pixels(executor, r.files[0], tmp_path)
+    assert (w, h) == (20, 10)
+    assert _near(rows[5][5][:3], (0xFF - 0x10, 0xFF - 0x20, 0xFF - 0x30))
+    assert saved.size == len(saved.path.read_bytes()) and len(saved.sha256) == 64
+
+
+@pytest.mark.parametrize("form", ["path", "bytes", "data_uri"])
+def test_uploads_through_load_image(executor, workflows, tmp_path, form):
+    import base64
+
+    data = png.encode(6, 4, (10, 200, 30))
+    if form == "path":
+        p = tmp_path / "in put.png"
+        p.write_bytes(data)
+        value = str(p)
+    elif form == "bytes":
+        value = data
+    else:
+        value = "data:image/png;base64," + base64.b64encode(data).decode()
+    wf = Workflow.from_file(workflows / "upload_invert.json")
+    r = executor.execute(wf, {"image": value}, timeout=60)
+    assert r.status == "completed", r.msg
+    (w, h, rows), _ = _pixels(executor, r.files[0], tmp_path)
+    assert (w, h) == (6, 4) and _near(rows[0][0][:3], (245, 55, 225))
+    # The uploaded name now works as a plain server-side file name, with no upload.
+    r2 = executor.execute(wf, {"image": r.params["image"]}, timeout=60)
+    assert r2.status == "completed", r2.msg
+
+
+def test_cached_identical_prompt_still_returns_outputs(executor, workflows):
+    wf = Workflow.from_file(workflows / "invert.json")
+    first = executor.execute(wf, {"width": 33}, timeout=60)
+    again = executor.execute(wf, {"width": 33}, timeout=60)
+    assert first.status == again.status == "completed"
+    assert again.images == first.images and again.images  # served from cache: the old file, still reported
+
+
+def test_text_outputs(executor, workflows):
+    r = executor.execute(Workflow.from_file(workflows / "text.json"), {"a": "good", "b": "day"}, timeout=60)
+    assert r.status == "completed", r.msg
+    assert r.texts_by_var == {"joined": ["good day"]} and r.texts == ["good day"]
+
+
+def test_temp_previews_kept_apart_from_saved_images(executor, workflows):
+    r = executor.execute(Workflow.from_file(workflows / "preview_and_save.json"), {"color": 0x00FF00}, timeout=60)
+    assert r.status == "completed", r.msg
+    assert list(r.images_by_var) == ["saved"] and len(r.images) == 1
+    assert list(r.previews_by_var) == ["preview"] and "type=temp" in r.previews[0]
+
+
+def test_unicode_and_spaces_in_output_names_download(executor, workflows, tmp_path):
+    wf = Workflow.from_file(workflows / "preview_and_save.json")
+    r = executor.execute(wf, {"prefix": "comfykit/a b&c ü"}, timeout=60)
+    assert r.status == "completed", r.msg
+    saved = [f for f in r.files if f.var == "saved"][0]
+    assert saved.filename.startswith("a b&c ü")
+    (w, h, _), _ = _pixels(executor, saved, tmp_path)
+    assert (w, h) == (16, 16)
+
+
+def test_node_error_reports_node_class_and_exception(executor, workflows):
+    r = executor.execute(Workflow.from_file(workflows / "raise.json"), {"message": "bad input 42"}, timeout=60)
+    assert r.status == "failed"
+    f = r.failure
+    assert (f.kind, f.node_id, f.node_type, f.exception_type) == ("execution", "1", "ComfykitRaise", "ValueError")
+    assert r.msg == "node 1 (ComfykitRaise) raised ValueError: bad input 42"
+    assert "Traceback" in (f.traceback or "") or "raise ValueError" in (f.traceback or "")
+    assert not f.transient
+
+
+def test_validation_error_400_is_readable(executor, workflows):
+    r = executor.execute(Workflow.from_file(workflows / "invert.json"), {"width": -5}, timeout=60)
+    assert r.status == "failed" and r.failure.kind == "rejected"
+    assert "node 1 (EmptyImage) input 'width'" in r.msg and "smaller than min" in r.msg
+    assert r.msg.count("prompt rejected") == 1
+
+
+def test_missing_node_classes_are_named_before_submitting(executor, workflows, real_comfy):
+    wf = Workflow.from_file(workflows / "missing_node.json")
+    with pytest.raises(MissingNodesError, match="SomeCustomNodeNobodyInstalled \\(node 1\\)"):
+        executor.prepare(wf)
+
+
+def test_prepare_refines_types_from_object_info(executor, workflows):
+    wf = Workflow.from_file(workflows / "invert.json")
+    executor.prepare(wf)
+    assert wf.parameters["width"].type == "int"
+
+
+def test_timeout_interrupts_the_remote_prompt(executor, workflows, real_comfy):
+    wf = Workflow.from_file(workflows / "slow.json")
+    t0 = time.monotonic()
+    r = executor.execute(wf, {"steps": 400, "step_seconds": 0.05, "label": f"t-{time.time()}"}, timeout=1.0)
+    assert r.status == "failed" and r.failure.kind == "timeout" and "timeout" in r.msg
+    assert time.monotonic() - t0 < 5
+    # the server stopped working on it: the queue drains well before the 20 s the node would take
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        q = requests.get(real_comfy.url + "/queue", timeout=5).json()
+        if not q["queue_running"] and not q["queue_pending"]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the timed-out prompt still runs on the server")
+    hist = requests.get(f"{real_comfy.url}/history/{r.prompt_id}", timeout=5).json()[r.prompt_id]
+    assert any(m[0] == "execution_interrupted" for m in hist["status"]["messages"])
+
+
+def test_cancel_event_interrupts(executor, workflows):
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    r = executor.execute(Workflow.from_file(workflows / "slow.json"),
+                         {"steps": 400, "step_seconds": 0.05, "label": f"c-{time.time()}"}, timeout=60, cancel=cancel)
+    assert r.status == "failed" and r.failure.kind == "cancelled"
+
+
+def test_websocket_progress_events(real_comfy, workflows):
+    events = []
+    with WebSocketExecutor(real_comfy.url) as ex:
+        r = ex.execute(Workflow.from_file(workflows / "slow.json"),
+                       {"steps": 6, "step_seconds": 0.05, "label": f"p-{time.time()}"}, timeout=60, on_progress=events.append)
+    assert r.status == "completed", r.msg
+    assert r.texts_by_var["slow"][0].endswith(":6")
+    values = [(e.node, e.value, e.max) for e in events]
+    assert values[-1] == ("1", 6, 6) and len(values) >= 3
+
+
+def test_kit_async_api_end_to_end(real_comfy, workflows):
+    import asyncio
+
+    async def main():
+        async with ComfyKit(comfyui_url=real_comfy.url, executor_type="websocket") as kit:
+            return await asyncio.gather(*[kit.execute(str(workflows / "invert.json"), {"width": 8 + i}) for i in range(4)])
+
+    results = asyncio.run(main())
+    assert [r.status for r in results] == ["completed"] * 4
+    assert len({r.images[0] for r in results}) == 4
+
+
+def test_kit_list_params(real_comfy, workflows):
+    params = {p["name"]: p for p in ComfyKit(real_comfy.url).list_params(str(workflows / "invert.json"))}
+    assert params["width"]["required"] and params["height"]["default"] == 48 and params["width"]["nodes"] == ["1.width"]

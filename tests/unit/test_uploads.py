@@ -1,0 +1,43 @@
+import base64
+
+import pytest
+
+from comfykit_batch.errors import ParameterError
+from comfykit_batch.uploads import classify
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 10
+
+
+def test_local_path(tmp_path):
+    p = tmp_path / "cat.png"
+    p.write_bytes(PNG)
+    s = classify(str(p), "img")
+    assert s.kind == "path" and s.path == p and s.filename == "cat.png"
+
+
+def test_missing_explicit_path_is_an_error(tmp_path):
+    with pytest.raises(ParameterError, match="no such file"):
+        classify(str(tmp_path / "nope.png"), "img")
+
+
+def test_url_description_hides_query_tokens():
+    s = classify("https://cdn.example/a/cat.png?X-Signature=secret", "img")
+    assert s.kind == "url" and s.filename == "cat.png"
+    assert "secret" not in s.describe()
+
+
+def test_bytes_and_data_uri():
+    assert classify(PNG, "img").filename == "img.png"
+    uri = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    s = classify(uri, "img")
+    assert s.kind == "bytes" and s.data == PNG and s.filename.endswith(".png")
+
+
+def test_bare_name_is_a_server_file():
+    s = classify("already_there.png", "img")
+    assert s.kind == "server" and s.filename == "already_there.png"
+
+
+def test_wrong_type():
+    with pytest.raises(ParameterError, match="is an upload"):
+        classify(12, "img")
