@@ -27,7 +27,7 @@ def executor(request, real_comfy):
 
 def _near(got, want, tol=1):
     """ComfyUI works in float32: a channel may land one step off after a round trip."""
-    return all(abs(a - b) <= tol for a, b in zip(got, want)) and len(got) == len(want)
+    return all(abs(a - b) <= tol for a, b in zip(got, want, strict=False)) and len(got) == len(want)
 
 
 def _pixels(executor, url_file, tmp_path):

@@ -1,0 +1,7 @@
+"""``python -m comfykit_batch MANIFEST``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

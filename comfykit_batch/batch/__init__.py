@@ -1,0 +1,1 @@
+"""The batch layer: manifest, sweep expansion, runner, result store (executors only through their interface)."""

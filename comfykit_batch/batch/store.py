@@ -1,0 +1,160 @@
+"""The output folder of one manifest: files, ``index.json``, and the journal behind it.
+
+Each finished job is appended to ``journal.jsonl`` as one flushed line the
+moment it ends, so a crash, a kill or Ctrl-C loses nothing finished. The index
+is rewritten from memory now and then and at the end, atomically (temp file +
+rename), so it is never half-written; a re-run reads index + journal. Every
+file name is made here from the job id and the output variable, never from a
+name the server sent, so nothing can land outside the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..fetch import sha256_file
+
+INDEX = "index.json"
+JOURNAL = "journal.jsonl"
+MANIFEST_COPY = "manifest.yaml"
+FLUSH_EVERY = 30.0  # seconds between index rewrites during a run (the journal covers the gap)
+
+
+def _safe(text: str, limit: int = 64) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:limit] or "x"
+
+
+def _ext(filename: str) -> str:
+    ext = os.path.splitext(filename)[1].lower()
+    return ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else ".bin"
+
+
+class ResultStore:
+    """Records and files of one manifest's runs; thread-safe."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = Path(root).resolve()
+        self.name = name
+        self.records: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._journal: Any = None
+        self._last_flush = time.monotonic()
+
+    # -- opening ------------------------------------------------------------------
+    def open(self, manifest_text: str | None = None) -> ResultStore:
+        self.root.mkdir(parents=True, exist_ok=True)
+        index = self.root / INDEX
+        if index.exists():
+            try:
+                data = json.loads(index.read_text())
+                for rec in data.get("jobs", []):
+                    self.records[rec["id"]] = rec
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{index}: unreadable index ({exc}); move it away to start over") from None
+        journal = self.root / JOURNAL
+        if journal.exists():
+            for line in journal.read_text(errors="replace").splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill: that job simply runs again
+                self.records[rec["id"]] = rec
+        if manifest_text is not None:
+            self._write_atomic(self.root / MANIFEST_COPY, manifest_text)
+        self._journal = open(journal, "a", encoding="utf-8")
+        return self
+
+    # -- queries -----------------------------------------------------------------------
+    def status(self, job_id: str) -> str | None:
+        rec = self.records.get(job_id)
+        return rec.get("status") if rec else None
+
+    def is_complete(self, job_id: str, *, verify: bool = False) -> bool:
+        """Completed earlier and its files are still there (same size; same hash with ``verify``)."""
+        rec = self.records.get(job_id)
+        if not rec or rec.get("status") != "completed":
+            return False
+        for f in rec.get("files", []):
+            path = self.root / f["path"]
+            try:
+                if path.stat().st_size != f["size"]:
+                    return False
+            except OSError:
+                return False
+            if verify and sha256_file(path) != f["sha256"]:
+                return False
+        return True
+
+    def settled(self, job_id: str, *, retry_failed: bool = False, verify: bool = False) -> bool:
+        """Nothing to do for this job: completed with its files, or failed and not to be retried."""
+        if self.is_complete(job_id, verify=verify):
+            return True
+        return not retry_failed and self.status(job_id) == "failed"
+
+    def path_for(self, workflow: str, job_id: str, var: str, n: int, server_name: str) -> Path:
+        """Where one output file goes: ``files/<workflow>/<job>_<var>[_n].<ext>``, always inside root."""
+        suffix = f"_{n}" if n else ""
+        rel = Path("files") / _safe(workflow) / f"{job_id}_{_safe(var)}{suffix}{_ext(server_name)}"
+        path = (self.root / rel).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"refusing to write outside the output folder: {rel}")
+        return path
+
+    def relative(self, path: Path) -> str:
+        return str(Path(path).resolve().relative_to(self.root))
+
+    # -- writing -----------------------------------------------------------------------
+    def record(self, rec: dict[str, Any]) -> None:
+        """Keep one job's outcome: journal line now, index later."""
+        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
+        with self._lock:
+            self.records[rec["id"]] = rec
+            self._journal.write(line + "\n")
+            self._journal.flush()
+            due = time.monotonic() - self._last_flush > FLUSH_EVERY
+        if due:
+            self.flush()
+
+    def flush(self) -> Path:
+        """Rewrite index.json atomically from memory, then empty the journal it now contains."""
+        with self._lock:
+            jobs: Iterable[dict[str, Any]] = list(self.records.values())
+            payload = {"manifest": self.name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "jobs": jobs}
+            path = self._write_atomic(self.root / INDEX, json.dumps(payload, ensure_ascii=False, indent=1, default=str))
+            if self._journal is not None:
+                self._journal.truncate(0)
+                self._journal.seek(0)
+            self._last_flush = time.monotonic()
+            return path
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    @staticmethod
+    def _write_atomic(path: Path, text: str) -> Path:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return path

@@ -1,0 +1,288 @@
+"""``python -m comfykit_batch MANIFEST`` and ``comfykit-batch list-params WORKFLOW``.
+
+The only module that prints. Exit codes: 0 all done, 1 some jobs failed (or no
+backend could be reached), 2 manifest or usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from . import __version__
+from .batch.backends import build_executor
+from .batch.manifest import Manifest, ManifestError, load_manifest
+from .batch.progress import ProgressDisplay
+from .batch.runner import PAUSE_AFTER, PAUSE_FIRST, Backend, BatchRunner, Summary
+from .batch.store import ResultStore
+from .batch.sweep import Job, Sweep
+from .errors import ComfyKitError, MissingNodesError, ParameterError
+from .executors.comfyui_client import TransportError
+from .sources import is_runninghub_id, load_workflow
+from .workflow import Workflow
+
+logger = logging.getLogger("comfykit_batch.cli")
+
+
+class UsageError(Exception):
+    """Exit 2 with this message."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="comfykit-batch",
+        description="Run a ComfyUI parameter sweep described by a YAML manifest. "
+                    "Also: 'comfykit-batch list-params WORKFLOW'.",
+    )
+    p.add_argument("manifest", help="the manifest YAML file")
+    p.add_argument("--dry-run", action="store_true", help="validate, print the job count and the first jobs; submit nothing")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N jobs of the sweep")
+    p.add_argument("--only", nargs="+", metavar="ID", help="only these job ids")
+    p.add_argument("--jobs", type=int, metavar="N", help="jobs in flight per backend (overrides each backend's concurrency)")
+    p.add_argument("--output", metavar="DIR", help="output folder (default: the manifest's, else output/<name>)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the jobs that failed in an earlier run")
+    p.add_argument("--force", action="store_true", help="run even though the manifest changed the ids of recorded jobs")
+    p.add_argument("--verify", action="store_true", help="check the sha256 of every recorded file before skipping its job")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display, warnings and errors only")
+    p.add_argument("--version", action="version", version=f"comfykit-batch {__version__}")
+    return p
+
+
+def _params_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="comfykit-batch list-params",
+                                description="List a workflow's parameters (from the $ markers in its node titles).")
+    p.add_argument("workflow", help="API-format workflow: path or http(s) URL")
+    p.add_argument("--server", metavar="URL", help="a ComfyUI server whose /object_info gives exact types and choices")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "list-params":
+            return list_params(_params_parser().parse_args(argv[1:]))
+        args = _parser().parse_args(argv)
+        _setup_logging(args.verbose, args.quiet)
+        return run(args)
+    except (ManifestError, UsageError, ComfyKitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet or verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+# -- list-params ----------------------------------------------------------------------------
+def list_params(args: argparse.Namespace) -> int:
+    wf = load_workflow(args.workflow)
+    if args.server:
+        from .kit import make_comfyui_executor
+
+        with make_comfyui_executor(args.server) as ex:
+            ex.prepare(wf)
+    rows = [p.to_dict() for p in wf.parameters.values()]
+    if args.json:
+        print(json.dumps({"parameters": rows, "outputs": wf.output_names}, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"{wf.source}: no parameters ($ markers in node titles)")
+        return 0
+    header = ("name", "required", "type", "default", "nodes", "description")
+    table = [header] + [
+        (r["name"], "yes" if r["required"] else "", r["type"] + (" (upload)" if r["upload"] and r["type"] != "upload" else ""),
+         "" if r["default"] is None else json.dumps(r["default"], ensure_ascii=False)[:40], ", ".join(r["nodes"]),
+         r["description"] or "")
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    if wf.output_names:
+        print("outputs: " + ", ".join(f"{v} (node {k})" for k, v in wf.output_names.items()))
+    return 0
+
+
+# -- the batch ------------------------------------------------------------------------------
+def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
+    out: dict[str, Workflow] = {}
+    for i, spec in enumerate(manifest.workflows):
+        try:
+            if is_runninghub_id(spec.source):
+                from .executors.runninghub import remote_workflow
+
+                out[spec.name] = remote_workflow(spec.source)
+            else:
+                out[spec.name] = load_workflow(spec.source)
+        except ComfyKitError as exc:
+            raise ManifestError(f"{manifest.path}: workflows[{i}].source: {exc}") from None
+    return out
+
+
+def check_sweep_params(manifest: Manifest, sweep: Sweep, workflows: dict[str, Workflow]) -> None:
+    for wf_name, names in sweep.param_sets():
+        try:
+            workflows[wf_name].check_params(dict.fromkeys(names))
+        except ParameterError as exc:
+            raise ManifestError(f"{manifest.path}: sweep (workflow {wf_name!r}): {exc}") from None
+
+
+def select(sweep: Sweep, args: argparse.Namespace) -> tuple[Iterator[Job], int]:
+    jobs: Iterator[Job] = iter(sweep)
+    if args.only:
+        wanted = set(args.only)
+        jobs = (j for j in jobs if j.id in wanted)
+        total = len(wanted)
+    else:
+        total = sweep.count()
+    if args.limit is not None:
+        if args.limit < 1:
+            raise UsageError("--limit must be at least 1")
+        jobs = itertools.islice(jobs, args.limit)
+        total = min(total, args.limit)
+    return jobs, total
+
+
+def run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest, output=args.output)
+    workflows = load_workflows(manifest)
+    sweep = Sweep(manifest.blocks, {name: wf.fingerprint() for name, wf in workflows.items()})
+    check_sweep_params(manifest, sweep, workflows)
+    jobs, total = select(sweep, args)
+
+    if args.dry_run:
+        print(f"{manifest.name}: {total} job{'s' if total != 1 else ''} on {len(manifest.backends)} backend(s); "
+              f"output {manifest.output}")
+        for job in itertools.islice(jobs, 10):
+            print(f"  {job.id}  {job.workflow}  {json.dumps(dict(job.params), ensure_ascii=False, default=str)}"
+                  + (f"  repeat {job.repeat}" if job.repeat else ""))
+        if total > 10:
+            print(f"  ... and {total - 10} more")
+        return 0
+
+    store = ResultStore(manifest.output, manifest.name).open(manifest.text)
+    try:
+        _refuse_changed(store, sweep, args.force, manifest)
+        if len(store.records) >= total and all(
+            store.settled(j.id, retry_failed=args.retry_failed, verify=args.verify) for j in select(sweep, args)[0]
+        ):
+            failed = sum(1 for j in select(sweep, args)[0] if store.status(j.id) == "failed")
+            print(f"{manifest.name}: nothing to do: all {total} jobs already ran, {failed} of them failed "
+                  f"(see {manifest.output / 'index.json'}; --retry-failed runs failed ones again)")
+            return 1 if failed else 0
+        with ExitStack() as stack:
+            backends = _start_backends(manifest, workflows, stack, args.jobs)
+            runner = BatchRunner(
+                backends, workflows, store, timeout=manifest.timeout, retries=manifest.retries,
+                save_previews=manifest.save_previews, retry_failed=args.retry_failed, verify=args.verify,
+                on_progress=(display := ProgressDisplay(quiet=args.quiet)),
+            )
+            restore = _install_signals(runner)
+            try:
+                summary = runner.run(jobs, total)
+            finally:
+                restore()
+                display.close(runner.progress)
+    finally:
+        store.close()
+    _print_summary(summary, manifest)
+    return summary.exit_code
+
+
+def _refuse_changed(store: ResultStore, sweep: Sweep, force: bool, manifest: Manifest) -> None:
+    if not store.records or force:
+        return
+    recorded = set(store.records)
+    seen = sum(1 for job in sweep if job.id in recorded)
+    missing = len(recorded) - seen
+    if missing:
+        raise UsageError(
+            f"{manifest.output} holds {missing} job(s) that this manifest no longer produces (a workflow or parameter "
+            "changed); use --force to add to it anyway, or --output DIR for a fresh folder"
+        )
+
+
+def _start_backends(manifest: Manifest, workflows: dict[str, Workflow], stack: ExitStack, jobs: int | None) -> list[Backend]:
+    allowed: dict[str, set[str]] = {}
+    for w in manifest.workflows:
+        for b in w.backends or [s.name for s in manifest.backends]:
+            allowed.setdefault(b, set()).add(w.name)
+    backends: list[Backend] = []
+    for spec in manifest.backends:
+        names = allowed.get(spec.name, set())
+        if not names:
+            continue
+        executor = build_executor(spec, stack)
+        backend = Backend(spec.name, executor, jobs or spec.concurrency, names)
+        if manifest.check_nodes:
+            try:
+                for name in sorted(names):
+                    executor.prepare(workflows[name])
+            except MissingNodesError as exc:
+                raise ManifestError(f"{manifest.path}: workflow {name!r} on backend {spec.name!r}: {exc}") from None
+            except TransportError as exc:
+                logger.warning("backend %s is unreachable (%s); it is paused and will be retried", spec.name, exc)
+                backend.consecutive_faults = PAUSE_AFTER
+                backend.paused_until = time.monotonic() + PAUSE_FIRST
+        backends.append(backend)
+    if not backends:
+        raise ManifestError(f"{manifest.path}: no backend may run any workflow")
+    return backends
+
+
+def _install_signals(runner: BatchRunner) -> Any:
+    presses = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        presses["n"] += 1
+        if presses["n"] == 1:
+            print("\ninterrupting: stopping in-flight jobs and writing the index (Ctrl-C again to quit at once)",
+                  file=sys.stderr, flush=True)
+            runner.stop()
+        else:
+            # Finished jobs are already in the journal, line by line: nothing is lost.
+            os._exit(130)
+
+    old_int = signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+    return restore
+
+
+def _print_summary(s: Summary, manifest: Manifest) -> None:
+    ran = s.done + s.failed
+    rate = ran / s.wall if s.wall > 0 else 0.0
+    state = "interrupted" if s.interrupted else "finished"
+    print(f"{manifest.name}: {state}: {s.done} completed, {s.failed} failed, {s.skipped} skipped (already done) "
+          f"of {s.total} in {s.wall:.1f}s ({rate:.2f} jobs/s)")
+    for name, b in s.backends.items():
+        print(f"  backend {name}: {b['completed']} completed, {b['failed']} failed, idle {b['idle_fraction'] * 100:.1f}%")
+    if s.failures:
+        print("  failures by reason:")
+        for reason, n in sorted(s.failures.items(), key=lambda kv: -kv[1])[:10]:
+            print(f"    {n} x {reason}")
+    print(f"  index: {s.index}")
+    if s.interrupted:
+        print("  re-run the same command to resume")
+
