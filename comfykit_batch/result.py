@@ -69,6 +69,13 @@ class Failure:
     traceback: str | None = None
     code: int | None = None
 
+    @property
+    def reason(self) -> str:
+        """A short key to group failures by: the failing node and exception type, not the per-job message."""
+        if self.kind == "execution" and self.node_id is not None:
+            return f"execution: node {self.node_id} ({self.node_type}) raised {self.exception_type}"
+        return f"{self.kind}: {self.message}"[:160]
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 

@@ -321,7 +321,7 @@ class BatchRunner:
             return delay
         b.failed += 1
         progress.failed += 1
-        reason = f"{f.kind}: {f.message}"[:160]
+        reason = f.reason
         failures[reason] = failures.get(reason, 0) + 1
         self.store.record(out.record)
         return None

@@ -93,6 +93,7 @@ class FakeComfyUI:
         self._interrupt: set[str] = set()
         self._cond = threading.Condition()
         self._ws: list[_WsClient] = []
+        self._conns: set[socket.socket] = set()
         self._counter = 0
         self._port = port
         self._stopped = threading.Event()
@@ -124,6 +125,11 @@ class FakeComfyUI:
             self._cond.notify_all()
         for c in list(self._ws):
             c.drop()
+        for conn in list(self._conns):  # a dead server's keep-alive connections die with it
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -266,6 +272,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.app._conns.add(self.connection)
+
+    def finish(self) -> None:
+        self.app._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def handle_one_request(self) -> None:
+        if self.app._stopped.is_set():
+            self.close_connection = True
+            return
+        super().handle_one_request()
 
     def _send(self, code: int, body: Any = None, ctype: str = "application/json") -> None:
         data = body if isinstance(body, bytes) else json.dumps(body if body is not None else {}).encode()

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from comfykit_batch.batch.store import ResultStore
+
+
+def rec(i, status="completed", files=()):
+    return {"id": f"job{i}", "status": status, "files": list(files)}
+
+
+def test_journal_survives_without_index_and_ignores_a_cut_line(tmp_path):
+    s = ResultStore(tmp_path, "m").open("name: m\n")
+    s.record(rec(1))
+    s.record(rec(2, "failed"))
+    # simulate a kill: no close(), plus a half-written last line
+    with open(tmp_path / "journal.jsonl", "a") as fh:
+        fh.write('{"id": "job3", "sta')
+    again = ResultStore(tmp_path, "m").open()
+    assert again.status("job1") == "completed" and again.status("job2") == "failed" and again.status("job3") is None
+    assert (tmp_path / "manifest.yaml").read_text() == "name: m\n"
+
+
+def test_flush_writes_index_and_empties_journal(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    s.record(rec(1))
+    s.close()
+    data = json.loads((tmp_path / "index.json").read_text())
+    assert data["manifest"] == "m" and [j["id"] for j in data["jobs"]] == ["job1"]
+    assert (tmp_path / "journal.jsonl").read_text() == ""
+    assert not list(tmp_path.glob(".index.json.*")), "no temp files left behind"
+
+
+def test_complete_means_files_still_there(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    f = s.path_for("w", "job1", "image", 0, "x.png")
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"12345")
+    import hashlib
+
+    s.record(rec(1, files=[{"path": s.relative(f), "size": 5, "sha256": hashlib.sha256(b"12345").hexdigest()}]))
+    assert s.is_complete("job1") and s.is_complete("job1", verify=True)
+    f.write_bytes(b"54321")
+    assert s.is_complete("job1") and not s.is_complete("job1", verify=True)
+    f.write_bytes(b"1")
+    assert not s.is_complete("job1")
+    f.unlink()
+    assert not s.is_complete("job1")
+
+
+@pytest.mark.parametrize("var, name", [("../../etc", "passwd"), ("a/b", "../../x.png"), ("..", "..")])
+def test_paths_stay_inside_the_folder(tmp_path, var, name):
+    s = ResultStore(tmp_path / "out", "m")
+    p = s.path_for("../w", "job1", var, 0, name)
+    assert (tmp_path / "out").resolve() in p.parents
+    assert p.suffix in (".png", ".bin")
+
+
+def test_settled_respects_retry_failed(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    s.record(rec(1, "failed"))
+    assert s.settled("job1") and not s.settled("job1", retry_failed=True) and not s.settled("nope")
