@@ -27,7 +27,7 @@ from .batch.store import ResultStore
 from .batch.sweep import Job, Sweep
 from .errors import ComfyKitError, MissingNodesError, ParameterError
 from .executors.comfyui_client import TransportError
-from .sources import is_runninghub_id, load_workflow
+from .sources import is_runninghub_id, load_workflow, runninghub_app_id
 from .workflow import Workflow
 
 logger = logging.getLogger("comfykit_batch.cli")
@@ -125,10 +125,11 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
     out: dict[str, Workflow] = {}
     for i, spec in enumerate(manifest.workflows):
         try:
-            if is_runninghub_id(spec.source):
+            app = runninghub_app_id(spec.source)
+            if is_runninghub_id(spec.source) or app:
                 from .executors.runninghub import remote_workflow
 
-                out[spec.name] = remote_workflow(spec.source)
+                out[spec.name] = remote_workflow(app or spec.source, webapp=bool(app))
             else:
                 out[spec.name] = load_workflow(spec.source)
         except ComfyKitError as exc:
@@ -137,7 +138,10 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
 
 
 def check_sweep_params(manifest: Manifest, sweep: Sweep, workflows: dict[str, Workflow]) -> None:
+    """Every swept name must be a DSL parameter; remote workflows are checked once their JSON is fetched."""
     for wf_name, names in sweep.param_sets():
+        if not workflows[wf_name].nodes:
+            continue
         try:
             workflows[wf_name].check_params(dict.fromkeys(names))
         except ParameterError as exc:
@@ -189,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             return 1 if failed else 0
         with ExitStack() as stack:
             backends = _start_backends(manifest, workflows, stack, args.jobs)
+            check_sweep_params(manifest, sweep, workflows)  # now with the JSON of remote workflows
             runner = BatchRunner(
                 backends, workflows, store, timeout=manifest.timeout, retries=manifest.retries,
                 save_previews=manifest.save_previews, retry_failed=args.retry_failed, verify=args.verify,

@@ -19,7 +19,7 @@ from .executors.base import Executor, ProgressCallback
 from .executors.comfyui import HttpExecutor
 from .executors.comfyui_ws import WebSocketExecutor
 from .result import ExecuteResult
-from .sources import WorkflowSource, is_runninghub_id, is_runninghub_workflow, load_workflow
+from .sources import WorkflowSource, is_runninghub_id, is_runninghub_workflow, load_workflow, runninghub_app_id
 from .workflow import Workflow
 
 DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188"
@@ -129,10 +129,11 @@ class ComfyKit:
             return self._runninghub
 
     def _route(self, workflow: WorkflowSource | Workflow) -> tuple[Executor, Workflow]:
-        if is_runninghub_id(workflow):
+        app = runninghub_app_id(workflow)
+        if is_runninghub_id(workflow) or app:
             from .executors.runninghub import remote_workflow
 
-            return self.runninghub, remote_workflow(str(workflow))
+            return self.runninghub, remote_workflow(app or str(workflow), webapp=bool(app))
         wf = load_workflow(workflow)
         return (self.runninghub if is_runninghub_workflow(wf) else self.comfyui), wf
 

@@ -16,9 +16,19 @@ from .workflow import Workflow
 WorkflowSource = str | Path | Mapping[str, Any] | Workflow
 
 
+WEBAPP_PREFIX = "webapp:"
+
+
 def is_runninghub_id(source: Any) -> bool:
     """An all-digit string names a RunningHub workflow (the published package's convention)."""
     return isinstance(source, str) and source.isdigit()
+
+
+def runninghub_app_id(source: Any) -> str | None:
+    """``"webapp:<digits>"`` names a RunningHub AI app; returns the id, else None."""
+    if isinstance(source, str) and source.startswith(WEBAPP_PREFIX) and source[len(WEBAPP_PREFIX):].isdigit():
+        return source[len(WEBAPP_PREFIX):]
+    return None
 
 
 def is_runninghub_workflow(wf: Workflow) -> bool:

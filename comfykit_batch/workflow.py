@@ -87,7 +87,7 @@ def is_ui_format(data: Any) -> bool:
 class Workflow:
     """An API-format ComfyUI workflow with its DSL parameters parsed."""
 
-    def __init__(self, data: Mapping[str, Any], *, source: str = "<dict>") -> None:
+    def __init__(self, data: Mapping[str, Any], *, source: str = "<dict>", allow_empty: bool = False) -> None:
         if not isinstance(data, Mapping):
             raise WorkflowError(f"{source}: a workflow is a JSON object of nodes, not {type(data).__name__}")
         if is_ui_format(data):
@@ -98,21 +98,29 @@ class Workflow:
         self.source = source
         self.meta: JsonDict = {k: v for k, v in data.items() if k.startswith("_")}
         self.nodes: JsonDict = {}
-        for nid, node in data.items():
-            if nid.startswith("_"):
-                continue
+        self.parameters: dict[str, Parameter] = {}
+        self.output_names: dict[str, str] = {}
+        nodes = {k: v for k, v in data.items() if not k.startswith("_")}
+        if nodes or not allow_empty:
+            self.load_nodes(nodes)
+
+    def load_nodes(self, nodes: Mapping[str, Any], *, fetched: bool = False) -> None:
+        """Set the nodes (and parse their DSL): at construction, or once a remote workflow's JSON is fetched."""
+        parsed: JsonDict = {}
+        for nid, node in nodes.items():
             if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str) or not isinstance(
                 node.get("inputs", {}), Mapping
             ):
                 raise WorkflowError(
-                    f"{source}: node {nid!r} is not an API-format node (expected an object with "
+                    f"{self.source}: node {nid!r} is not an API-format node (expected an object with "
                     "'class_type' and 'inputs'); is this an API-format export?"
                 )
-            self.nodes[str(nid)] = copy.deepcopy(dict(node))
-        if not self.nodes:
-            raise WorkflowError(f"{source}: the workflow has no nodes")
-        self.parameters: dict[str, Parameter] = {}
-        self.output_names: dict[str, str] = {}
+            parsed[str(nid)] = copy.deepcopy(dict(node))
+        if not parsed:
+            raise WorkflowError(f"{self.source}: the workflow has no nodes")
+        self.nodes, self.parameters, self.output_names = parsed, {}, {}
+        if fetched:
+            self.meta["_fetched"] = True
         self._parse_dsl()
 
     # -- loading -----------------------------------------------------------
@@ -189,7 +197,8 @@ class Workflow:
 
     def fingerprint(self) -> str:
         """A stable hash of the nodes, so a job id changes when the workflow does."""
-        blob = json.dumps(self.nodes, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        meta = {k: v for k, v in self.meta.items() if k != "_fetched"}  # remote ids count, fetch state does not
+        blob = json.dumps([self.nodes, meta], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     # -- binding -------------------------------------------------------------

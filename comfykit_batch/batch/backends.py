@@ -20,7 +20,8 @@ def build_executor(spec: BackendSpec, stack: ExitStack) -> Executor:
 
         return stack.enter_context(
             RunningHubExecutor(spec.url, spec.api_key or "", concurrency=spec.concurrency,
-                               instance_type=spec.instance_type, webhook_url=spec.webhook_url)
+                               instance_type=spec.instance_type, webhook_url=spec.webhook_url,
+                               poll_interval=spec.poll_interval or 3.0)
         )
     url = spec.url
     if spec.managed:

@@ -42,6 +42,7 @@ class BackendSpec:
     cookies: str | None = field(default=None, repr=False)
     instance_type: str | None = None
     webhook_url: str | None = None
+    poll_interval: float | None = None
 
     @property
     def managed(self) -> bool:
@@ -167,6 +168,7 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Mani
             cookies=b.get("cookies") or None,
             instance_type=b.get("instance_type"),
             webhook_url=b.get("webhook_url"),
+            poll_interval=b.get("poll_interval"),
         )
         if any(s.name == spec.name for s in backends):
             raise ManifestError(f"{file}: backends[{i}].name: duplicate backend name {spec.name!r}")
@@ -176,7 +178,7 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Mani
     workflows: list[WorkflowSpec] = []
     for i, w in enumerate(data["workflows"]):
         src = w["source"]
-        if not (src.isdigit() or src.startswith(("http://", "https://"))):
+        if not (src.isdigit() or src.startswith(("http://", "https://", "webapp:"))):
             src = str((base / src).resolve())
         for j, bname in enumerate(w.get("backends") or []):
             if bname not in names:
