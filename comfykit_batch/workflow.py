@@ -334,6 +334,8 @@ class BoundPrompt:
 
     def with_uploads(self, names: Mapping[str, str]) -> JsonDict:
         """The prompt with each upload parameter set to the file name the server gave it."""
+        if not self.uploads:
+            return self.prompt
         prompt = copy.deepcopy(self.prompt)
         for up in self.uploads:
             for nid, fld in up.targets:

@@ -69,14 +69,16 @@ class Backend:
             return False
         return self.in_flight < self.concurrency
 
-    def started(self, now: float) -> None:
+    def started(self) -> None:
+        now = time.monotonic()
         if self.in_flight == 0 and self.idle_since is not None:
             self.idle_total += now - self.idle_since
             self.idle_since = None
         self.in_flight += 1
         self.dispatched += 1
 
-    def ended(self, now: float, fault: bool) -> None:
+    def ended(self, fault: bool) -> None:
+        now = time.monotonic()
         self.in_flight -= 1
         if self.in_flight == 0:
             self.idle_since = now
@@ -245,7 +247,7 @@ class BatchRunner:
                     continue
                 job, attempt = held
                 held = None
-                backend.started(now)
+                backend.started()
                 in_flight += 1
                 pool.submit(self._work, backend, job, attempt)
                 last_report = self._maybe_report(progress, last_report)
@@ -305,7 +307,7 @@ class BatchRunner:
         """Record an outcome; returns a retry delay when the job should run again."""
         res, b = out.result, out.backend
         fault = bool(res.failure and res.failure.kind in BACKEND_FAULTS)
-        b.ended(time.monotonic(), fault)
+        b.ended(fault)
         if res.ok:
             b.completed += 1
             progress.done += 1

@@ -102,14 +102,16 @@ class ResultStore:
     def path_for(self, workflow: str, job_id: str, var: str, n: int, server_name: str) -> Path:
         """Where one output file goes: ``files/<workflow>/<job>_<var>[_n].<ext>``, always inside root."""
         suffix = f"_{n}" if n else ""
-        rel = Path("files") / _safe(workflow) / f"{job_id}_{_safe(var)}{suffix}{_ext(server_name)}"
-        path = (self.root / rel).resolve()
-        if self.root not in path.parents:
+        # Every part is sanitised (no separators, no leading dots), so the path cannot leave the folder;
+        # the check below is a second lock that costs no system call.
+        rel = os.path.join("files", _safe(workflow), f"{_safe(job_id)}_{_safe(var)}{suffix}{_ext(server_name)}")
+        path = os.path.normpath(os.path.join(self.root, rel))
+        if not path.startswith(str(self.root) + os.sep):
             raise ValueError(f"refusing to write outside the output folder: {rel}")
-        return path
+        return Path(path)
 
     def relative(self, path: Path) -> str:
-        return str(Path(path).resolve().relative_to(self.root))
+        return os.path.relpath(path, self.root)
 
     # -- writing -----------------------------------------------------------------------
     def record(self, rec: dict[str, Any]) -> None:

@@ -71,8 +71,10 @@ class _EventHub:
         backoff = 0.1
         while not self._idle():
             try:
+                # skip_utf8_validation: websocket-client's check is pure Python, per byte; json.loads checks anyway
                 ws = websocket.create_connection(
-                    self.url, timeout=10, header=self.header, cookie=self.cookie, enable_multithread=True
+                    self.url, timeout=10, header=self.header, cookie=self.cookie, enable_multithread=True,
+                    skip_utf8_validation=True,
                 )
             except Exception as exc:  # noqa: BLE001 - any failure to connect means: poll and try again
                 logger.debug("websocket connect to %s failed: %s", self.url.split("?")[0], type(exc).__name__)

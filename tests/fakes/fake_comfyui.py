@@ -275,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Like aiohttp: no Nagle delay between the header and body writes of one answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.app._conns.add(self.connection)
 
     def finish(self) -> None:
