@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import INVERT, emit, peak_rss_mb, run_child, save, workdir
+from bench.common import INVERT, cpu_seconds, emit, peak_rss_mb, run_child, save, workdir
 from bench.farm import Farm
 
 
@@ -36,7 +36,7 @@ def child_cli(manifest: str, *extra: str) -> None:
 
     t0 = time.perf_counter()
     code = main([manifest, "-q", *extra])
-    emit({"code": code, "wall": time.perf_counter() - t0, "rss_mb": peak_rss_mb()})
+    emit({"code": code, "wall": time.perf_counter() - t0, "rss_mb": peak_rss_mb(), "cpu": cpu_seconds()})
 
 
 def child_skip(manifest: str) -> None:
@@ -53,17 +53,18 @@ def child_skip(manifest: str) -> None:
     emit({"pending": pending, "wall": time.perf_counter() - t0, "rss_mb": peak_rss_mb()})
 
 
-def measure(run_jobs: int) -> dict:
+def measure(run_jobs: int, dry_side: int = 1000) -> dict:
     out: dict = {}
+    dry_jobs = dry_side * dry_side
     with workdir() as tmp:
         d = Path(tmp)
-        grid = {"width": list(range(1, 1001)), "height": list(range(1, 1001))}
+        grid = {"width": list(range(1, dry_side + 1)), "height": list(range(1, dry_side + 1))}
         m = write_manifest(d, [], grid)
         r = run_child(["-m", "bench.scale", "--child", "cli", "--manifest", str(m), "--extra=--dry-run"])
-        out["dry_run_1m"] = {"jobs": 1_000_000, "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1)}
+        out["dry_run_1m"] = {"jobs": dry_jobs, "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1)}
         m = write_manifest(d, [], grid, exclude=[{"width": 1, "height": 1}])
         r = run_child(["-m", "bench.scale", "--child", "cli", "--manifest", str(m), "--extra=--dry-run"])
-        out["dry_run_1m_walked"] = {"jobs": 999_999, "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1),
+        out["dry_run_1m_walked"] = {"jobs": dry_jobs - 1, "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1),
                                     "note": "an exclude rule forces the count to walk every job and compute its id"}
     farm = Farm(4, 0.0)
     with workdir() as tmp:
@@ -74,6 +75,7 @@ def measure(run_jobs: int) -> dict:
         m = write_manifest(d, farm.urls, grid)
         r = run_child(["-m", "bench.scale", "--child", "cli", "--manifest", str(m)], timeout=3600)
         out["run"] = {"jobs": jobs, "exit": r["code"], "wall_s": round(r["wall"], 1), "jobs_per_s": round(jobs / r["wall"], 1),
+                      "client_cpu_ms_per_job": round(1000 * r["cpu"] / jobs, 3),
                       "peak_rss_mb": round(r["rss_mb"], 1)}
         index = d / "out" / "index.json"
         data = json.loads(index.read_text())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,9 +57,9 @@ def save_stream(chunks: Iterable[bytes], dest: Path) -> Saved:
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
+    tmp = dest.with_name(f".{dest.name}.part")  # one writer per destination: no random name needed
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             for chunk in chunks:
                 if chunk:
                     fh.write(chunk)

@@ -76,6 +76,11 @@ def _literal_type(value: Any) -> str:
     return "any"
 
 
+def _json_copy(data: Any) -> Any:
+    """A deep copy of JSON data: the C encoder and decoder are several times faster than copy.deepcopy."""
+    return json.loads(json.dumps(data))
+
+
 def _is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
@@ -222,7 +227,7 @@ class Workflow:
         """Check, coerce and apply ``params``; uploads stay pending for the executor."""
         params = dict(params or {})
         self.check_params(params)
-        prompt = copy.deepcopy(self.nodes)
+        prompt = _json_copy(self.nodes)
         values: JsonDict = {}
         uploads: list[PendingUpload] = []
         seeds: dict[str, int] = {}
@@ -336,7 +341,7 @@ class BoundPrompt:
         """The prompt with each upload parameter set to the file name the server gave it."""
         if not self.uploads:
             return self.prompt
-        prompt = copy.deepcopy(self.prompt)
+        prompt = _json_copy(self.prompt)
         for up in self.uploads:
             for nid, fld in up.targets:
                 prompt[nid].setdefault("inputs", {})[fld] = names[up.name]

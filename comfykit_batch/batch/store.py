@@ -16,7 +16,6 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ class ResultStore:
         self._lock = threading.Lock()
         self._journal: Any = None
         self._last_flush = time.monotonic()
+        self._dirty = False
 
     # -- opening ------------------------------------------------------------------
     def open(self, manifest_text: str | None = None) -> ResultStore:
@@ -67,6 +67,7 @@ class ResultStore:
                 except ValueError:
                     continue  # a line cut short by a kill: that job simply runs again
                 self.records[rec["id"]] = rec
+                self._dirty = True
         if manifest_text is not None:
             self._write_atomic(self.root / MANIFEST_COPY, manifest_text)
         self._journal = open(journal, "a", encoding="utf-8")
@@ -119,6 +120,7 @@ class ResultStore:
         line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
         with self._lock:
             self.records[rec["id"]] = rec
+            self._dirty = True
             self._journal.write(line + "\n")
             self._journal.flush()
             due = time.monotonic() - self._last_flush > FLUSH_EVERY
@@ -128,9 +130,14 @@ class ResultStore:
     def flush(self) -> Path:
         """Rewrite index.json atomically from memory, then empty the journal it now contains."""
         with self._lock:
-            jobs: Iterable[dict[str, Any]] = list(self.records.values())
-            payload = {"manifest": self.name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "jobs": jobs}
-            path = self._write_atomic(self.root / INDEX, json.dumps(payload, ensure_ascii=False, indent=1, default=str))
+            if not self._dirty and (self.root / INDEX).exists():
+                return self.root / INDEX
+            head = json.dumps({"manifest": self.name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})[:-1]
+            # One job per line: readable and diff-able, and written by the C encoder (indent= is pure Python).
+            lines = ",\n".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), default=str) for r in self.records.values())
+            text = f'{head}, "jobs": [\n{lines}\n]}}\n' if lines else f'{head}, "jobs": []}}\n'
+            path = self._write_atomic(self.root / INDEX, text)
+            self._dirty = False
             if self._journal is not None:
                 self._journal.truncate(0)
                 self._journal.seek(0)
