@@ -70,7 +70,7 @@ def measure(n: int, smoke: bool = False) -> dict:
             rows[label] = {"ok": r["ok"], "n": n, "jobs_per_s": round(r["n"] / r["wall"], 2),
                            "cpu_ms_per_job": round(1000 * r["cpu"] / r["n"], 3), "wall_s": round(r["wall"], 3)}
     base = rows["comfykit 0.1.12 http gather"]
-    for label, row in rows.items():
+    for row in rows.values():
         row["jobs_per_s_vs_comfykit_http"] = round(row["jobs_per_s"] / base["jobs_per_s"], 2) if base["jobs_per_s"] else None
         row["cpu_per_job_vs_comfykit_http"] = round(row["cpu_ms_per_job"] / base["cpu_ms_per_job"], 3) if base["cpu_ms_per_job"] else None
     return {"n": n, "server": "real ComfyUI 0.3.75 (CPU)", "rows": rows}

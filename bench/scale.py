@@ -19,11 +19,11 @@ from bench.common import INVERT, cpu_seconds, emit, peak_rss_mb, run_child, save
 from bench.farm import Farm
 
 
-def write_manifest(path: Path, urls: list[str], grid: dict, exclude: list | None = None) -> Path:
+def write_manifest(path: Path, urls: list[str], grid: dict, exclude: list | None = None, executor: str = "http") -> Path:
     block: dict = {"grid": grid}
     if exclude:
         block["exclude"] = exclude
-    m = {"name": "scale", "output": str(path / "out"), "defaults": {"timeout": 120, "retries": 2},
+    m = {"name": "scale", "output": str(path / "out"), "defaults": {"timeout": 120, "retries": 2, "executor": executor},
          "backends": [{"name": f"b{i}", "url": u} for i, u in enumerate(urls)] or [{"url": "http://127.0.0.1:9"}],
          "workflows": [{"name": "w", "source": str(INVERT)}], "sweep": block}
     p = path / "m.yaml"

@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `--dry-run | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -184,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     store = ResultStore(manifest.output, manifest.name).open(manifest.text)
     try:
         _refuse_changed(store, sweep, args.force, manifest)
-        if len(store.records) >= total and all(
+        if len(store) >= total and all(
             store.settled(j.id, retry_failed=args.retry_failed, verify=args.verify) for j in select(sweep, args)[0]
         ):
             failed = sum(1 for j in select(sweep, args)[0] if store.status(j.id) == "failed")
@@ -212,9 +215,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse_changed(store: ResultStore, sweep: Sweep, force: bool, manifest: Manifest) -> None:
-    if not store.records or force:
+    if not len(store) or force:
         return
-    recorded = set(store.records)
+    recorded = store.ids()
     seen = sum(1 for job in sweep if job.id in recorded)
     missing = len(recorded) - seen
     if missing:

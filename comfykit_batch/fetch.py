@@ -52,8 +52,12 @@ class Saved:
     sha256: str
 
 
-def save_stream(chunks: Iterable[bytes], dest: Path) -> Saved:
-    """Write chunks to ``dest`` atomically (temp file + rename), hashing as it goes."""
+def save_stream(chunks: Iterable[bytes], dest: Path, *, fsync: bool = False) -> Saved:
+    """Write chunks to ``dest`` atomically (temp file + rename), hashing as it goes.
+
+    A reader sees the old file or the new one, never half of one; ``fsync`` also makes the new
+    one survive a power cut (for the index, not for every output file).
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
@@ -65,6 +69,9 @@ def save_stream(chunks: Iterable[bytes], dest: Path) -> Saved:
                     fh.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, dest)
     except BaseException:
         try:

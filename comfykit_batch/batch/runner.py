@@ -15,7 +15,6 @@ import heapq
 import itertools
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +39,16 @@ BACKEND_FAULTS = frozenset({"connection", "server"})
 PAUSE_AFTER = 3
 PAUSE_FIRST, PAUSE_MAX = 5.0, 60.0
 RETRY_BASE, RETRY_MAX = 0.5, 30.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Backoff before retry ``attempt + 1`` of a job: exponential with jitter (tenacity's strategy)."""
+    state = tenacity.RetryCallState(None, None, (), {})
+    state.attempt_number = attempt + 1
+    return float(_RETRY_WAIT(state))
+
+
+_RETRY_WAIT = tenacity.wait_exponential(multiplier=RETRY_BASE, max=RETRY_MAX) + tenacity.wait_random(0, RETRY_BASE)
 
 
 @dataclass
@@ -318,7 +327,7 @@ class BatchRunner:
             return None  # not an outcome: the job runs again next time
         if f.transient and out.attempt < self.retries and not self.cancel.is_set():
             progress.retried += 1
-            delay = min(RETRY_MAX, RETRY_BASE * 2**out.attempt) * random.uniform(0.75, 1.25)
+            delay = retry_delay(out.attempt)
             logger.info("job %s on %s failed (%s), retry %d in %.1fs", out.job.id, b.name, f.message, out.attempt + 1, delay)
             return delay
         b.failed += 1

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..fetch import sha256_file
+from ..fetch import save_stream, sha256_file
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
@@ -36,13 +35,30 @@ def _ext(filename: str) -> str:
     return ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else ".bin"
 
 
+class _Entry(NamedTuple):
+    """One job's record as kept in memory: what resuming needs, plus the record as a JSON line.
+
+    A 100,000-job index held as dicts costs hundreds of MB and slows the garbage collector;
+    as strings and flat tuples it is a fraction of that.
+    """
+
+    status: str
+    files: tuple[tuple[str, int, str], ...]  # (relative path, size, sha256)
+    line: str
+
+
+def _entry(rec: dict[str, Any], line: str | None = None) -> _Entry:
+    files = tuple((f["path"], int(f["size"]), f.get("sha256", "")) for f in rec.get("files") or [])
+    return _Entry(str(rec.get("status")), files, line or json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
 class ResultStore:
     """Records and files of one manifest's runs; thread-safe."""
 
     def __init__(self, root: Path, name: str) -> None:
         self.root = Path(root).resolve()
         self.name = name
-        self.records: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._journal: Any = None
         self._last_flush = time.monotonic()
@@ -56,7 +72,8 @@ class ResultStore:
             try:
                 data = json.loads(index.read_text())
                 for rec in data.get("jobs", []):
-                    self.records[rec["id"]] = rec
+                    self._entries[rec["id"]] = _entry(rec)
+                del data
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{index}: unreadable index ({exc}); move it away to start over") from None
         journal = self.root / JOURNAL
@@ -64,9 +81,9 @@ class ResultStore:
             for line in journal.read_text(errors="replace").splitlines():
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                    self._entries[rec["id"]] = _entry(rec, line)
+                except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by a kill: that job simply runs again
-                self.records[rec["id"]] = rec
                 self._dirty = True
         if manifest_text is not None:
             self._write_atomic(self.root / MANIFEST_COPY, manifest_text)
@@ -74,23 +91,34 @@ class ResultStore:
         return self
 
     # -- queries -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def ids(self) -> set[str]:
+        return set(self._entries)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The full record of a job, or None."""
+        e = self._entries.get(job_id)
+        return json.loads(e.line) if e else None
+
     def status(self, job_id: str) -> str | None:
-        rec = self.records.get(job_id)
-        return rec.get("status") if rec else None
+        e = self._entries.get(job_id)
+        return e.status if e else None
 
     def is_complete(self, job_id: str, *, verify: bool = False) -> bool:
         """Completed earlier and its files are still there (same size; same hash with ``verify``)."""
-        rec = self.records.get(job_id)
-        if not rec or rec.get("status") != "completed":
+        e = self._entries.get(job_id)
+        if not e or e.status != "completed":
             return False
-        for f in rec.get("files", []):
-            path = self.root / f["path"]
+        for rel, size, sha in e.files:
+            path = os.path.join(self.root, rel)
             try:
-                if path.stat().st_size != f["size"]:
+                if os.stat(path).st_size != size:
                     return False
             except OSError:
                 return False
-            if verify and sha256_file(path) != f["sha256"]:
+            if verify and sha256_file(Path(path)) != sha:
                 return False
         return True
 
@@ -117,11 +145,11 @@ class ResultStore:
     # -- writing -----------------------------------------------------------------------
     def record(self, rec: dict[str, Any]) -> None:
         """Keep one job's outcome: journal line now, index later."""
-        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str)
+        entry = _entry(rec)
         with self._lock:
-            self.records[rec["id"]] = rec
+            self._entries[rec["id"]] = entry
             self._dirty = True
-            self._journal.write(line + "\n")
+            self._journal.write(entry.line + "\n")
             self._journal.flush()
             due = time.monotonic() - self._last_flush > FLUSH_EVERY
         if due:
@@ -134,7 +162,7 @@ class ResultStore:
                 return self.root / INDEX
             head = json.dumps({"manifest": self.name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})[:-1]
             # One job per line: readable and diff-able, and written by the C encoder (indent= is pure Python).
-            lines = ",\n".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), default=str) for r in self.records.values())
+            lines = ",\n".join(e.line for e in self._entries.values())
             text = f'{head}, "jobs": [\n{lines}\n]}}\n' if lines else f'{head}, "jobs": []}}\n'
             path = self._write_atomic(self.root / INDEX, text)
             self._dirty = False
@@ -153,17 +181,4 @@ class ResultStore:
 
     @staticmethod
     def _write_atomic(path: Path, text: str) -> Path:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return path
+        return save_stream([text.encode("utf-8")], path, fsync=True).path
