@@ -24,7 +24,10 @@ def main() -> None:
         s.output_size = a.output_size
     print(json.dumps({"urls": [s.url for s in servers]}), flush=True)
     sys.stdin.read()  # until the parent closes our stdin
-    report = [{"busy": s.busy, "finished": s.finished_at} for s in servers]
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    report = [{"busy": s.busy, "finished": s.finished_at, "farm_cpu": ru.ru_utime + ru.ru_stime} for s in servers]
     for s in servers:
         s.stop()
     print(json.dumps(report), flush=True)

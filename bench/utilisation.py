@@ -50,6 +50,7 @@ def measure(backends: list[int], per_backend: int, work: float, executor: str) -
         wall = max(ends) - min(starts)
         utils = [sum(e - s for s, e in srv["busy"]) / wall for srv in report]
         rows[str(b)] = {"backends": b, "jobs": b * per_backend, "exit": r["code"],
+                        "client_cpu_busy": round(r["cpu"] / r["wall"], 2), "farm_cpu_busy": round(report[0]["farm_cpu"] / r["wall"], 2),
                         "utilisation_min": round(min(utils), 4), "utilisation_mean": round(sum(utils) / len(utils), 4),
                         "client_wall_s": round(r["wall"], 2), "client_cpu_ms_per_job": round(1000 * r["cpu"] / (b * per_backend), 3)}
     return {"work_ms": work * 1000, "executor": executor, "concurrency": 2, "rows": rows}
@@ -64,17 +65,19 @@ def main() -> None:
     p.add_argument("--executor", default="websocket")
     p.add_argument("--per-backend", type=int, default=60)
     p.add_argument("--work", type=float, default=0.05)
+    p.add_argument("--executors", default="websocket,http")
     p.add_argument("--backends", default="1,4,16")
     a = p.parse_args()
     if a.child:
         return child(a.urls.split(","), a.jobs, a.executor, a.out)
-    results = {ex: measure([int(x) for x in a.backends.split(",")], a.per_backend, a.work, ex) for ex in ("websocket", "http")}
+    results = {ex: measure([int(x) for x in a.backends.split(",")], a.per_backend, a.work, ex) for ex in a.executors.split(",")}
     save("utilisation", results)
     for ex, res in results.items():
         print(f"utilisation, {ex} executor, {res['work_ms']:.0f} ms per prompt, concurrency 2")
         for r in res["rows"].values():
             print(f"  {r['backends']:>3} backends  {r['jobs']:>5} jobs  min {r['utilisation_min'] * 100:6.2f}%  "
-                  f"mean {r['utilisation_mean'] * 100:6.2f}%  exit {r['exit']}")
+                  f"mean {r['utilisation_mean'] * 100:6.2f}%  exit {r['exit']}  "
+                  f"CPU cores busy: client {r['client_cpu_busy']}, fake servers {r['farm_cpu_busy']}")
 
 
 if __name__ == "__main__":

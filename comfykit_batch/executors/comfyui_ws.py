@@ -19,8 +19,8 @@ from typing import Any
 
 import websocket
 
-from .base import ProgressEvent
-from .comfyui import LOST_CHECK_INTERVAL, ComfyUIExecutor, JsonDict
+from .base import ProgressCallback, ProgressEvent
+from .comfyui import LOST_CHECK_INTERVAL, POLL_FRACTION, POLL_MIN, ComfyUIExecutor, JsonDict
 
 logger = logging.getLogger("comfykit_batch.comfyui.ws")
 
@@ -37,15 +37,21 @@ class _EventHub:
         self.url, self.header, self.cookie = url, header, cookie
         self.connected = threading.Event()
         self._queues: dict[str, queue.SimpleQueue[tuple[str, JsonDict]]] = {}
+        self._progress: set[str] = set()  # prompts whose caller wants progress events
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ws: websocket.WebSocket | None = None
         self._closed = False
 
-    def add(self, prompt_id: str) -> queue.SimpleQueue[tuple[str, JsonDict]]:
+    def add(self, prompt_id: str, progress: bool = False) -> queue.SimpleQueue[tuple[str, JsonDict]]:
+        """Route this prompt's events to a new queue: the end events, and progress only if asked for."""
         q: queue.SimpleQueue[tuple[str, JsonDict]] = queue.SimpleQueue()
         with self._lock:
             self._queues[prompt_id] = q
+            if progress:
+                self._progress.add(prompt_id)
+            else:
+                self._progress.discard(prompt_id)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="comfykit-ws", daemon=True)
                 self._thread.start()
@@ -58,6 +64,7 @@ class _EventHub:
     def remove(self, prompt_id: str) -> None:
         with self._lock:
             self._queues.pop(prompt_id, None)
+            self._progress.discard(prompt_id)
 
     def _idle(self) -> bool:
         """Atomically with add(): decide that the reader thread ends."""
@@ -121,10 +128,16 @@ class _EventHub:
             except (ValueError, AttributeError):
                 continue
             pid = payload.get("prompt_id") if isinstance(payload, dict) else None
-            if pid:
-                q = self.get(pid)
-                if q is not None:
-                    q.put((kind, payload))
+            if not pid:
+                continue
+            # Wake a waiting job only for what it acts on: its end, and progress if it asked for it.
+            if kind in _DONE_EVENTS or (kind == "executing" and payload.get("node") is None):
+                pass
+            elif not (kind == "progress" and pid in self._progress):
+                continue
+            q = self.get(pid)
+            if q is not None:
+                q.put((kind, payload))
 
     def close(self) -> None:
         self._closed = True
@@ -156,8 +169,8 @@ class WebSocketExecutor(ComfyUIExecutor):
         self._hub = _EventHub(ws_url, header, cookie)
         self.connect_wait = connect_wait
 
-    def _listen(self, prompt_id: str) -> None:
-        self._hub.add(prompt_id)
+    def _listen(self, prompt_id: str, on_progress: ProgressCallback | None = None) -> None:
+        self._hub.add(prompt_id, progress=on_progress is not None)
         self._hub.connected.wait(self.connect_wait)
 
     def _unlisten(self, prompt_id: str) -> None:
@@ -194,7 +207,7 @@ class WebSocketExecutor(ComfyUIExecutor):
                     return entry
                 elapsed = time.monotonic() - started
                 live = self._hub.connected.is_set()
-                step = SAFETY_POLL if live else min(self.poll_max, max(0.005, elapsed * 0.1))
+                step = SAFETY_POLL if live else min(self.poll_max, max(POLL_MIN, elapsed * POLL_FRACTION))
                 next_poll = time.monotonic() + step
 
     def _history_after_event(self, prompt_id: str) -> JsonDict | None:
