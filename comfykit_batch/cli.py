@@ -27,6 +27,7 @@ from .batch.store import ResultStore
 from .batch.sweep import Job, Sweep
 from .errors import ComfyKitError, MissingNodesError, ParameterError
 from .executors.comfyui_client import TransportError
+from .local_comfyui import LocalComfyUIError
 from .sources import is_runninghub_id, load_workflow, runninghub_app_id
 from .workflow import Workflow
 
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ManifestError, UsageError, ComfyKitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except LocalComfyUIError as exc:
+        print(f"error: the managed local ComfyUI could not start: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -165,7 +165,9 @@ class ComfyKit:
 
     def list_params(self, workflow: WorkflowSource) -> list[dict[str, Any]]:
         """The workflow's DSL parameters: name, nodes, required, default, type, description."""
-        _, wf = self._route(workflow)
+        executor, wf = self._route(workflow)
+        if not wf.nodes and wf.meta.get("_workflow_id"):
+            executor.prepare(wf)  # a RunningHub workflow id: fetch its JSON to read its markers
         return [p.to_dict() for p in wf.parameters.values()]
 
     # -- async API (the seed's) --------------------------------------------------------

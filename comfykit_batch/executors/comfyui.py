@@ -55,7 +55,7 @@ class ComfyUIExecutor(Executor):
         poll_max: float = 1.0,
     ) -> None:
         self.client = ComfyUIClient(url, api_key=api_key, cookies=cookies, pool_size=max(4, concurrency * 2 + 2))
-        self.name = self.client.base_url
+        self.name = self.client.display_url
         self.concurrency = concurrency
         self.poll_max = poll_max
         self.client_id = uuid.uuid4().hex

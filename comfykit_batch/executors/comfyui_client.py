@@ -100,7 +100,12 @@ class ComfyUIClient:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigError(f"ComfyUI URL must be http(s)://host[:port], got {base_url!r}")
+        if parsed.query or parsed.fragment:
+            raise ConfigError("ComfyUI URL must not carry a query or fragment; pass tokens as api_key")
         self.base_url = base_url.rstrip("/")
+        # What logs, errors and the index may show: no user:password@, no query (tokens live there).
+        host = parsed.hostname or ""
+        self.display_url = f"{parsed.scheme}://{host}" + (f":{parsed.port}" if parsed.port else "") + parsed.path.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
         self.session = requests.Session()

@@ -95,7 +95,7 @@ class RunningHubExecutor(Executor):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigError(f"RunningHub URL must be http(s)://host, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self.name = f"runninghub:{parsed.netloc}"
+        self.name = f"runninghub:{parsed.hostname}"
         self._key = api_key
         self.timeout = timeout
         self.retry_count = retry_count

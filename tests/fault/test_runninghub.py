@@ -228,3 +228,9 @@ def test_batch_on_a_runninghub_backend_keeps_the_key_out_of_every_file(rh, tmp_p
     for f in (tmp_path / "out").rglob("*"):
         if f.is_file():
             assert GOOD_KEY.encode() not in f.read_bytes(), f
+
+
+def test_list_params_of_a_workflow_id_fetches_its_json(rh):
+    kit = ComfyKit(runninghub_url=rh.url, runninghub_api_key=GOOD_KEY)
+    names = {p["name"]: p for p in kit.list_params(WF_ID)}
+    assert set(names) == {"prompt", "seed", "steps", "image"} and names["prompt"]["required"]

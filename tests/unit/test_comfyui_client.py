@@ -3,6 +3,7 @@ import json
 import pytest
 import responses
 
+from comfykit_batch.errors import ConfigError
 from comfykit_batch.executors.comfyui_client import AuthError, ComfyUIClient, PromptRejected, parse_cookies
 
 BASE = "http://comfy.test:8188"
@@ -74,3 +75,13 @@ def test_cookies_from_url_are_fetched_without_credentials():
     responses.get("http://cookies.test/c.txt", body="session=abc")
     assert parse_cookies("http://cookies.test/c.txt") == {"session": "abc"}
     assert "Authorization" not in responses.calls[0].request.headers
+
+
+def test_display_url_hides_credentials_and_query():
+    c = ComfyUIClient("https://user:s3cret@gpu.example:8443/comfy/")
+    assert c.display_url == "https://gpu.example:8443/comfy"
+    with pytest.raises(ConfigError, match="pass tokens as api_key"):
+        ComfyUIClient("https://gpu.example/?token=abc")
+    from comfykit_batch.executors.comfyui import HttpExecutor
+
+    assert "s3cret" not in HttpExecutor("https://user:s3cret@gpu.example:8443").name
