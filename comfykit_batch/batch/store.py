@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -70,10 +71,7 @@ class ResultStore:
         index = self.root / INDEX
         if index.exists():
             try:
-                data = json.loads(index.read_text())
-                for rec in data.get("jobs", []):
-                    self._entries[rec["id"]] = _entry(rec)
-                del data
+                self._load_index(index)
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{index}: unreadable index ({exc}); move it away to start over") from None
         journal = self.root / JOURNAL
@@ -89,6 +87,24 @@ class ResultStore:
             self._write_atomic(self.root / MANIFEST_COPY, manifest_text)
         self._journal = open(journal, "a", encoding="utf-8")
         return self
+
+    def _load_index(self, index: Path) -> None:
+        """Read the index a line at a time (as this store writes it); any other layout is parsed whole."""
+        with open(index, encoding="utf-8") as fh:
+            first = fh.readline()
+            if first.rstrip().endswith('"jobs": ['):
+                entries: dict[str, _Entry] = {}
+                for raw in fh:
+                    line = raw.rstrip().rstrip(",")
+                    if line in ("]}", ""):
+                        continue
+                    rec = json.loads(line)
+                    entries[rec["id"]] = _entry(rec, line)
+                self._entries.update(entries)
+                return
+        data = json.loads(index.read_text(encoding="utf-8"))  # an index edited or written by hand
+        for rec in data.get("jobs", []):
+            self._entries[rec["id"]] = _entry(rec)
 
     # -- queries -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -161,10 +177,16 @@ class ResultStore:
             if not self._dirty and (self.root / INDEX).exists():
                 return self.root / INDEX
             head = json.dumps({"manifest": self.name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})[:-1]
-            # One job per line: readable and diff-able, and written by the C encoder (indent= is pure Python).
-            lines = ",\n".join(e.line for e in self._entries.values())
-            text = f'{head}, "jobs": [\n{lines}\n]}}\n' if lines else f'{head}, "jobs": []}}\n'
-            path = self._write_atomic(self.root / INDEX, text)
+
+            def chunks() -> Iterator[bytes]:
+                # One job per line: readable, diff-able, streamed (never the whole index in memory twice).
+                yield f'{head}, "jobs": [\n'.encode()
+                n = len(self._entries)
+                for i, e in enumerate(self._entries.values(), 1):
+                    yield (e.line + (",\n" if i < n else "\n")).encode("utf-8")
+                yield b"]}\n"
+
+            path = save_stream(chunks(), self.root / INDEX, fsync=True).path
             self._dirty = False
             if self._journal is not None:
                 self._journal.truncate(0)

@@ -60,3 +60,20 @@ def test_settled_respects_retry_failed(tmp_path):
     s = ResultStore(tmp_path, "m").open()
     s.record(rec(1, "failed"))
     assert s.settled("job1") and not s.settled("job1", retry_failed=True) and not s.settled("nope")
+
+
+def test_index_layout_round_trips_and_hand_written_indexes_still_load(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    for i in range(3):
+        s.record(rec(i, files=[{"path": f"files/w/job{i}.png", "size": i, "sha256": "x"}]))
+    s.close()
+    text = (tmp_path / "index.json").read_text()
+    assert len(text.splitlines()) == 5, "a header, one line per job, a footer"
+    data = json.loads(text)
+    assert [j["id"] for j in data["jobs"]] == ["job0", "job1", "job2"]
+    again = ResultStore(tmp_path, "m").open()
+    assert len(again) == 3 and again.get("job2")["files"][0]["size"] == 2
+    # pretty-printed by someone else: still read
+    (tmp_path / "index.json").write_text(json.dumps(data, indent=2))
+    third = ResultStore(tmp_path, "m").open()
+    assert third.ids() == {"job0", "job1", "job2"} and third.status("job1") == "completed"
