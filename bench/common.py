@@ -36,6 +36,18 @@ def cpu_seconds() -> float:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB).
+
+    VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child would report the peak
+    of the parent it was forked from.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
