@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from .uploads import UploadSource
+
 DEFAULT_TIMEOUT = (10.0, 120.0)
 CHUNK = 1 << 20
 MAX_INPUT_BYTES = 512 << 20
@@ -41,6 +43,22 @@ def fetch_bytes(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT, lim
             if len(buf) > limit:
                 raise requests.RequestException(f"download larger than {limit >> 20} MB")
         return bytes(buf)
+
+
+def upload_bytes(src: UploadSource) -> bytes:
+    """The bytes of a local path, URL (fetched without credentials) or in-memory upload value.
+
+    Raises ``requests.RequestException`` when a URL cannot be fetched; a "server" value has no bytes.
+    """
+    if src.kind == "path":
+        assert src.path is not None
+        return src.path.read_bytes()
+    if src.kind == "url":
+        assert src.url is not None
+        return fetch_bytes(src.url)
+    if src.kind == "bytes":
+        return src.data or b""
+    raise ValueError(f"{src.describe()} is already on the server: nothing to read")
 
 
 @dataclass(frozen=True)

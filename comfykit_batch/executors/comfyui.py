@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from ..errors import MissingNodesError
-from ..fetch import Saved, fetch_bytes, save_stream
+from ..fetch import Saved, save_stream, upload_bytes
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
 from ..workflow import PendingUpload, Workflow
 from .base import Executor, ProgressCallback
@@ -127,17 +129,10 @@ class ComfyUIExecutor(Executor):
         src = up.source
         if src.kind == "server":
             return src.filename
-        if src.kind == "path":
-            assert src.path is not None
-            data = src.path.read_bytes()
-        elif src.kind == "url":
-            assert src.url is not None
-            try:
-                data = fetch_bytes(src.url)
-            except Exception as exc:  # noqa: BLE001 - any download failure is this input's fault
-                raise TransportError(f"could not download {up.name} from {src.describe()}: {type(exc).__name__}") from None
-        else:
-            data = src.data or b""
+        try:
+            data = upload_bytes(src)
+        except requests.RequestException as exc:  # a download failure is this input's fault
+            raise TransportError(f"could not download {up.name} from {src.describe()}: {type(exc).__name__}") from None
         digest = hashlib.sha256(data).hexdigest()
         with self._upload_lock:
             cached = self._uploaded.get(digest)

@@ -24,7 +24,7 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from ..errors import ConfigError, ParameterError, WorkflowError
-from ..fetch import Saved, fetch_bytes, save_stream
+from ..fetch import Saved, save_stream, upload_bytes
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
 from ..workflow import PendingUpload, Workflow
 from .base import Executor, ProgressCallback
@@ -252,17 +252,10 @@ class RunningHubExecutor(Executor):
         src = up.source
         if src.kind == "server":
             return src.filename  # already on RunningHub, e.g. "api/abc.png"
-        if src.kind == "path":
-            assert src.path is not None
-            data = src.path.read_bytes()
-        elif src.kind == "url":
-            assert src.url is not None
-            try:
-                data = fetch_bytes(src.url)
-            except requests.RequestException as exc:
-                raise _Stop(Failure("upload", f"could not download {up.name} from {src.describe()}: {type(exc).__name__}")) from None
-        else:
-            data = src.data or b""
+        try:
+            data = upload_bytes(src)
+        except requests.RequestException as exc:
+            raise _Stop(Failure("upload", f"could not download {up.name} from {src.describe()}: {type(exc).__name__}")) from None
         kind = kind_of(src.filename)
         file_type = UPLOAD_TYPES.get(kind, "input")
         try:
