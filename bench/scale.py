@@ -43,7 +43,7 @@ def child_skip(manifest: str) -> None:
     from comfykit_batch.batch.manifest import load_manifest
     from comfykit_batch.batch.store import ResultStore
     from comfykit_batch.batch.sweep import Sweep
-    from comfykit_batch.cli import load_workflows
+    from comfykit_batch.cli.run import load_workflows
 
     t0 = time.perf_counter()
     m = load_manifest(manifest)

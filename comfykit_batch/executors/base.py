@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fetch import Saved
+from ..files import Saved
 from ..result import ExecuteResult, OutputFile
 from ..workflow import Workflow
 

@@ -21,7 +21,8 @@ from typing import Any
 import requests
 
 from ..errors import MissingNodesError
-from ..fetch import Saved, save_stream, upload_bytes
+from ..fetch import upload_bytes
+from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
 from ..workflow import PendingUpload, Workflow
 from .base import Executor, ProgressCallback

@@ -24,7 +24,8 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from ..errors import ConfigError, ParameterError, WorkflowError
-from ..fetch import Saved, save_stream, upload_bytes
+from ..fetch import upload_bytes
+from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
 from ..workflow import PendingUpload, Workflow
 from .base import Executor, ProgressCallback

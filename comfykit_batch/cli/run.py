@@ -1,8 +1,4 @@
-"""``python -m comfykit_batch MANIFEST`` and ``comfykit-batch list-params WORKFLOW``.
-
-The only module that prints. Exit codes: 0 all done, 1 some jobs failed (or no
-backend could be reached), 2 manifest or usage error, 130 interrupted.
-"""
+"""``comfykit-batch MANIFEST``: run (or dry-run) a manifest's sweep and print what happened."""
 
 from __future__ import annotations
 
@@ -18,24 +14,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from . import __version__
-from .batch.backends import build_executor
-from .batch.manifest import Manifest, ManifestError, load_manifest
-from .batch.progress import ProgressDisplay
-from .batch.runner import PAUSE_AFTER, PAUSE_FIRST, Backend, BatchRunner, Summary
-from .batch.store import ResultStore
-from .batch.sweep import Job, Sweep
-from .errors import ComfyKitError, MissingNodesError, ParameterError
-from .executors.comfyui_client import TransportError
-from .local_comfyui import LocalComfyUIError
-from .sources import is_runninghub_id, load_workflow, runninghub_app_id
-from .workflow import Workflow
+from .. import __version__
+from ..batch.backends import build_executor
+from ..batch.manifest import Manifest, ManifestError, load_manifest
+from ..batch.progress import ProgressDisplay
+from ..batch.runner import PAUSE_AFTER, PAUSE_FIRST, Backend, BatchRunner, Summary
+from ..batch.store import ResultStore
+from ..batch.sweep import Job, Sweep
+from ..errors import ComfyKitError, MissingNodesError, ParameterError, UsageError
+from ..executors.comfyui_client import TransportError
+from ..sources import is_runninghub_id, load_workflow, runninghub_app_id
+from ..workflow import Workflow
 
 logger = logging.getLogger("comfykit_batch.cli")
-
-
-class UsageError(Exception):
-    """Exit 2 with this message."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,35 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _params_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="comfykit-batch list-params",
-                                description="List a workflow's parameters (from the $ markers in its node titles).")
-    p.add_argument("workflow", help="API-format workflow: path or http(s) URL")
-    p.add_argument("--server", metavar="URL", help="a ComfyUI server whose /object_info gives exact types and choices")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "list-params":
-            return list_params(_params_parser().parse_args(argv[1:]))
-        args = _parser().parse_args(argv)
-        _setup_logging(args.verbose, args.quiet)
-        return run(args)
-    except (ManifestError, UsageError, ComfyKitError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except LocalComfyUIError as exc:
-        print(f"error: the managed local ComfyUI could not start: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `--dry-run | head`: the reader left, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    _setup_logging(args.verbose, args.quiet)
+    return run(args)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -97,36 +63,6 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-# -- list-params ----------------------------------------------------------------------------
-def list_params(args: argparse.Namespace) -> int:
-    wf = load_workflow(args.workflow)
-    if args.server:
-        from .kit import make_comfyui_executor
-
-        with make_comfyui_executor(args.server) as ex:
-            ex.prepare(wf)
-    rows = [p.to_dict() for p in wf.parameters.values()]
-    if args.json:
-        print(json.dumps({"parameters": rows, "outputs": wf.output_names}, indent=2, ensure_ascii=False))
-        return 0
-    if not rows:
-        print(f"{wf.source}: no parameters ($ markers in node titles)")
-        return 0
-    header = ("name", "required", "type", "default", "nodes", "description")
-    table = [header] + [
-        (r["name"], "yes" if r["required"] else "", r["type"] + (" (upload)" if r["upload"] and r["type"] != "upload" else ""),
-         "" if r["default"] is None else json.dumps(r["default"], ensure_ascii=False)[:40], ", ".join(r["nodes"]),
-         r["description"] or "")
-        for r in rows
-    ]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-    if wf.output_names:
-        print("outputs: " + ", ".join(f"{v} (node {k})" for k, v in wf.output_names.items()))
-    return 0
-
-
 # -- the batch ------------------------------------------------------------------------------
 def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
     out: dict[str, Workflow] = {}
@@ -134,7 +70,7 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
         try:
             app = runninghub_app_id(spec.source)
             if is_runninghub_id(spec.source) or app:
-                from .executors.runninghub import remote_workflow
+                from ..executors.runninghub import remote_workflow
 
                 out[spec.name] = remote_workflow(app or spec.source, webapp=bool(app))
             else:

@@ -1,0 +1,54 @@
+"""Every default of the library and the batch runner, stated once.
+
+The manifest schema's ``default`` values, the backend specs, the runner and
+``ComfyKit`` all read them from here (a test checks the schema against it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ExecutorType = Literal["http", "websocket"]
+#: accepted spellings of the executor types, everywhere one is read
+EXECUTOR_ALIASES: dict[str, ExecutorType] = {"http": "http", "websocket": "websocket", "ws": "websocket"}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The documented defaults (seconds, counts, URLs)."""
+
+    comfyui_url: str = "http://127.0.0.1:8188"
+    runninghub_url: str = "https://www.runninghub.ai"
+    #: the library's per-call timeout (ComfyKit, COMFYUI_TIMEOUT)
+    library_timeout: float = 3600.0
+    #: RunningHub's per-call timeout (the seed's runninghub_timeout)
+    runninghub_timeout: float = 300.0
+    runninghub_retry_count: int = 3
+    runninghub_concurrency: int = 1
+    runninghub_poll_interval: float = 3.0
+    #: the library's executor type (the seed's); the batch runner prefers the socket
+    library_executor: ExecutorType = "http"
+    batch_executor: ExecutorType = "websocket"
+    #: a batch job's timeout and transient retries (manifest ``defaults``)
+    job_timeout: float = 600.0
+    retries: int = 3
+    #: prompts in flight per ComfyUI backend, so its queue never runs dry
+    concurrency: int = 2
+    check_nodes: bool = True
+    save_previews: bool = False
+    #: a backend that stays unreachable this long (seconds) is dropped from the batch
+    backend_down_limit: float = 300.0
+
+
+DEFAULTS = Defaults()
+
+
+def executor_type(value: str, *, where: str = "executor_type") -> ExecutorType:
+    """The canonical executor type for a user's spelling; raises ``ConfigError`` naming ``where``."""
+    from .errors import ConfigError
+
+    try:
+        return EXECUTOR_ALIASES[str(value).strip().lower()]
+    except KeyError:
+        raise ConfigError(f"{where} must be 'http' or 'websocket', got {value!r}") from None
