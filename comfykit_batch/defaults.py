@@ -52,3 +52,22 @@ def executor_type(value: str, *, where: str = "executor_type") -> ExecutorType:
         return EXECUTOR_ALIASES[str(value).strip().lower()]
     except KeyError:
         raise ConfigError(f"{where} must be 'http' or 'websocket', got {value!r}") from None
+
+
+#: environment variables naming the user's ComfyUI server, in the order they are read (library and batch alike)
+COMFYUI_URL_ENV = ("COMFYUI_URL", "COMFYUI_BASE_URL")
+
+
+def env_comfyui_url() -> str | None:
+    """The ComfyUI URL the environment names, or None: ``COMFYUI_URL``, then the seed's ``COMFYUI_BASE_URL``.
+
+    The library falls back to ``Defaults.comfyui_url``; a manifest without ``backends:`` falls back
+    to the managed local server.
+    """
+    import os
+
+    for name in COMFYUI_URL_ENV:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
