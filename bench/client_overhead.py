@@ -20,10 +20,10 @@ from bench.common import INVERT, cpu_seconds, emit, ensure_peer_venv, run_child,
 
 def child_ours(url: str, executor: str, n: int, offset: int, concurrency: int) -> None:
     from comfykit_batch import Workflow
-    from comfykit_batch.kit import make_comfyui_executor
+    from comfykit_batch.executors.factory import create_executor
 
     wf = Workflow.from_file(INVERT)
-    ex = make_comfyui_executor(url, executor, concurrency=concurrency)
+    ex = create_executor(url, executor=executor, concurrency=concurrency)
     ex.prepare(wf)
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:

@@ -16,7 +16,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 INVERT = ROOT / "tests" / "workflows" / "invert.json"
-PEER_VENV = ROOT / ".cache" / "bench-comfykit-venv"
+#: the published package's venv lives in the user's cache, not the checkout, so a fresh clone (CI) reuses it
+PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "comfykit_batch" / "bench-comfykit-venv"
 PEER_VERSION = "comfykit==0.1.12"
 
 
@@ -73,6 +74,7 @@ def run_child(args: list[str], *, python: str | None = None, timeout: float = 60
 def ensure_peer_venv() -> str:
     """A separate venv with the published comfykit, for side-by-side runs; returns its python."""
     py = PEER_VENV / "bin" / "python"
+    PEER_VENV.parent.mkdir(parents=True, exist_ok=True)
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
     probe = subprocess.run([str(py), "-c", "import comfykit"], capture_output=True)

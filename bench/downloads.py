@@ -19,7 +19,7 @@ def child(url: str, mode: str, count: int, out: str) -> None:
     import requests
 
     from comfykit_batch import Workflow
-    from comfykit_batch.executors.comfyui import HttpExecutor
+    from comfykit_batch import HttpExecutor
 
     wf = Workflow.from_file(INVERT)
     with HttpExecutor(url) as ex:

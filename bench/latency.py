@@ -19,11 +19,11 @@ from bench.farm import Farm
 
 def child(url: str, executor: str, n: int, offset: int) -> None:
     from comfykit_batch import Workflow
-    from comfykit_batch.kit import make_comfyui_executor
+    from comfykit_batch.executors.factory import create_executor
 
     wf = Workflow.from_file(INVERT)
     out = []
-    with make_comfyui_executor(url, executor) as ex:
+    with create_executor(url, executor=executor) as ex:
         for i in range(n):
             r = ex.execute(wf, {"width": 8 + offset + i, "height": 8}, timeout=60)
             out.append({"id": r.prompt_id, "perf": time.perf_counter(), "wall": time.time(), "ok": r.ok})

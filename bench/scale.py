@@ -1,15 +1,20 @@
-"""4. Scale: a 1,000,000-job dry run, a 100,000-job run against instant fake servers, and resuming it.
+"""4. Scale: a 1,000,000-job dry run, a 1,000,000-job store alone, a 100,000-job run against instant fake servers, and resuming it.
 
 Peak memory is the child process's maximum RSS. The run uses 4 fake backends that answer at once
 (no work per prompt), the real CLI path (runner, journal, index, one downloaded file per job).
 Resume: 1% of the records are removed from the finished index, then the same command runs again;
 the skip phase (open the store, walk the sweep, check each job's record and files) is timed on its own.
+The store alone: a million realistic records written through ``record()`` (per-job cost, then the
+``index.json`` export), then a fresh process opens the store and asks ``settled()`` of every id,
+so the index's own cost is seen apart from the sweep walk and the files' ``stat`` calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -53,6 +58,91 @@ def child_skip(manifest: str) -> None:
     emit({"pending": pending, "wall": time.perf_counter() - t0, "rss_mb": peak_rss_mb()})
 
 
+def _id(i: int) -> str:
+    """Ids shaped like the sweep's (hex of a hash: the id index is visited in random order)."""
+    return hashlib.sha256(str(i).encode()).hexdigest()[:20]
+
+
+SHARED_FILE = "files/w/shared_image.png"
+
+
+def _record(i: int) -> dict:
+    """A record shaped like a real one (one image file), about 600 bytes as JSON.
+
+    Every record names the same file, so a resume's check of it is a successful ``stat`` (as for a
+    finished batch) without a million files to create.
+    """
+    jid = _id(i)
+    return {"id": jid, "workflow": "w", "params": {"width": i % 1000, "height": i // 1000}, "repeat": 0, "seeds": {},
+            "backend": "b0", "status": "completed", "attempts": 1, "prompt_id": f"{i:032x}",
+            "started": 1764100000.0 + i, "finished": 1764100000.5 + i, "duration": 0.5,
+            "files": [{"var": "image", "kind": "image", "path": SHARED_FILE, "size": 1234,
+                       "sha256": f"{i:064x}", "source_name": "ComfyUI_00001_.png", "node": "9", "type": "output"}],
+            "texts": {}, "error": None}
+
+
+def child_store_write(folder: str, n: int) -> None:
+    from comfykit_batch.batch.store import ResultStore
+
+    store = ResultStore(Path(folder), "scale").open()
+    (Path(folder) / SHARED_FILE).parent.mkdir(parents=True)
+    (Path(folder) / SHARED_FILE).write_bytes(bytes(1234))
+    t0 = time.perf_counter()
+    for i in range(n):
+        store.record(_record(i))
+    t1 = time.perf_counter()
+    store.close()
+    emit({"record_us": 1e6 * (t1 - t0) / n, "export_s": time.perf_counter() - t1, "rss_mb": peak_rss_mb()})
+
+
+def child_store_resume(folder: str, n: int) -> None:
+    """Time the store's part of a resume: ids are made on the fly (their cost is measured and taken out)."""
+    from comfykit_batch.batch.store import ResultStore
+
+    t0 = time.perf_counter()
+    ids_only = sum(1 for _ in (_Job(_id(i)) for i in range(n)))
+    baseline = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store = ResultStore(Path(folder), "scale").open()
+    opened = time.perf_counter() - t0
+    batched = sum(1 for _, ok in store.walk(_Job(_id(i)) for i in range(n)) if ok)
+    walked = time.perf_counter() - t0 - baseline
+    t1 = time.perf_counter()
+    one_by_one = sum(1 for i in range(n) if store.settled(_id(i)))
+    emit({"open_s": opened, "walk_s": walked, "settled_s": time.perf_counter() - t1 - baseline,
+          "ids_s": baseline, "settled": [ids_only, batched, one_by_one], "rss_mb": peak_rss_mb()})
+
+
+class _Job:
+    __slots__ = ("id",)
+
+    def __init__(self, job_id: str) -> None:
+        self.id = job_id
+
+
+def measure_store(n: int) -> dict:
+    with workdir() as tmp:
+        w = run_child(["-m", "bench.scale", "--child", "store-write", "--manifest", tmp, "--jobs", str(n)], timeout=3600)
+        r = run_child(["-m", "bench.scale", "--child", "store-resume", "--manifest", tmp, "--jobs", str(n)], timeout=3600)
+        size = sum(p.stat().st_size for p in Path(tmp).iterdir() if p.name.startswith("index.sqlite"))
+    return {"jobs": n, "record_us_per_job": round(w["record_us"], 2), "export_index_json_s": round(w["export_s"], 2),
+            "write_peak_rss_mb": round(w["rss_mb"], 1), "sqlite_mb": round(size / 2**20, 1),
+            "resume_open_s": round(r["open_s"], 3), "resume_walk_s": round(r["walk_s"], 2),
+            "resume_settled_one_by_one_s": round(r["settled_s"], 2), "making_ids_s (taken out)": round(r["ids_s"], 2),
+            "settled": r["settled"],
+            "resume_peak_rss_mb": round(r["rss_mb"], 1)}
+
+
+def forget_last(index_db: Path, fraction: float) -> None:
+    """Remove the last ``fraction`` of the records (by first-recorded order) from a store's index."""
+    conn = sqlite3.connect(index_db)
+    total = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    keep = total - int(total * fraction)
+    conn.execute("DELETE FROM jobs WHERE n IN (SELECT n FROM jobs ORDER BY n LIMIT -1 OFFSET ?)", (keep,))
+    conn.commit()
+    conn.close()
+
+
 def measure(run_jobs: int, dry_side: int = 1000) -> dict:
     out: dict = {}
     dry_jobs = dry_side * dry_side
@@ -77,26 +167,20 @@ def measure(run_jobs: int, dry_side: int = 1000) -> dict:
         out["run"] = {"jobs": jobs, "exit": r["code"], "wall_s": round(r["wall"], 1), "jobs_per_s": round(jobs / r["wall"], 1),
                       "client_cpu_ms_per_job": round(1000 * r["cpu"] / jobs, 3),
                       "peak_rss_mb": round(r["rss_mb"], 1)}
-        index = d / "out" / "index.json"
-        # Forget the last 1% of the jobs, keeping the store's one-job-per-line layout.
-        lines = index.read_text().splitlines()
-        records = lines[1:-1]
-        keep = records[: len(records) - len(records) // 100]
-        keep[-1] = keep[-1].rstrip(",")
-        index.write_text("\n".join([lines[0], *keep, lines[-1]]) + "\n")
-        json.loads(index.read_text())  # still one valid JSON document
+        forget_last(d / "out" / "index.sqlite", 0.01)
         r = run_child(["-m", "bench.scale", "--child", "skip", "--manifest", str(m)])
         out["resume_skip_phase"] = {"jobs": jobs, "pending": r["pending"], "wall_s": round(r["wall"], 2),
                                     "peak_rss_mb": round(r["rss_mb"], 1)}
         r = run_child(["-m", "bench.scale", "--child", "cli", "--manifest", str(m)], timeout=3600)
         out["resume_run"] = {"jobs": jobs, "exit": r["code"], "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1)}
     farm.finish()
+    out["store_alone"] = measure_store(dry_jobs)
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--child", choices=["cli", "skip"])
+    p.add_argument("--child", choices=["cli", "skip", "store-write", "store-resume"])
     p.add_argument("--manifest")
     p.add_argument("--extra", action="append", default=[])
     p.add_argument("--jobs", type=int, default=100_000)
@@ -105,6 +189,10 @@ def main() -> None:
         return child_cli(a.manifest, *a.extra)
     if a.child == "skip":
         return child_skip(a.manifest)
+    if a.child == "store-write":
+        return child_store_write(a.manifest, a.jobs)
+    if a.child == "store-resume":
+        return child_store_resume(a.manifest, a.jobs)
     out = measure(a.jobs)
     save("scale", out)
     for k, v in out.items():

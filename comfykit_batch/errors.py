@@ -74,3 +74,7 @@ class AuthError(BackendError):
 
 class LocalServerError(ComfyKitError, RuntimeError):
     """The managed local ComfyUI could not be installed or started."""
+
+
+class StorageError(ComfyKitError):
+    """The output folder cannot be written (disk full, file too large, read-only): the batch stops, nothing finished is lost."""

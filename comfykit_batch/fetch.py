@@ -28,6 +28,27 @@ def _session() -> requests.Session:
     return s
 
 
+class TooLarge(requests.RequestException):
+    """The download passed its size limit."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for a failed download, without the URL (whose query may hold a signed token)."""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"  # not the reason phrase: the server chose it
+    if isinstance(exc, TooLarge):
+        return str(exc)
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, requests.ConnectionError):
+        return "could not connect"
+    if isinstance(exc, requests.exceptions.InvalidURL):
+        return "invalid URL"
+    return type(exc).__name__
+
+
 def fetch_bytes(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT, limit: int = MAX_INPUT_BYTES) -> bytes:
     """GET a public URL with no credentials at all; raise ``requests.RequestException`` on failure."""
     with _session().get(url, stream=True, timeout=timeout) as r:
@@ -36,7 +57,7 @@ def fetch_bytes(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT, lim
         for chunk in r.iter_content(CHUNK):
             buf += chunk
             if len(buf) > limit:
-                raise requests.RequestException(f"download larger than {limit >> 20} MB")
+                raise TooLarge(f"download larger than {limit >> 20} MB")
         return bytes(buf)
 
 

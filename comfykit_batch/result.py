@@ -13,6 +13,32 @@ from typing import Any, Literal
 
 Kind = Literal["image", "video", "audio", "text", "file"]
 
+#: Why a job failed. Transient kinds may succeed when run again (later or on another backend);
+#: the runner retries those and re-runs them on the next invocation.
+FailureKind = Literal[
+    "connection",      # transient: the backend could not be reached, dropped us, or answered 5xx/429
+    "unreachable",     # transient: the backend failed its start-up check (``Executor.check``)
+    "server",          # transient: the server lost the prompt (restarted, queue cleared)
+    "timeout",         # transient: the call's time limit passed; the remote job was interrupted/cancelled
+    "cancelled",       # transient: the caller set the cancel event; the remote job was interrupted/cancelled
+    "interrupted",     # transient: someone interrupted the prompt on the server
+    "uncertain",       # final: a create request got no answer; the task may exist, so it was not sent again
+    "rejected",        # final: the server refused the prompt (HTTP 400: invalid prompt, unknown node)
+    "validation",      # final: some outputs failed validation (200 with node_errors); the rest was stopped
+    "execution",       # final: a node raised (node id, class and exception in the failure)
+    "missing_output",  # final: a declared $output.NAME node produced no file or text
+    "remote",          # final unless code 415/421: RunningHub answered a non-zero code
+    "upload",          # final: an input file could not be read or uploaded
+    "auth",            # final: credentials missing or refused (401/403, a redirect, RunningHub 802)
+    "invalid",         # final: the job's parameters do not fit the workflow or the server's types
+    "config",          # final: no backend may run this workflow
+    "client",          # final: this machine failed (output disk, a bug); see the message
+    "storage",         # final: an output file could not be written (disk full, read-only)
+]
+
+#: the kinds above marked transient: running the job again may succeed
+TRANSIENT_KINDS = frozenset({"connection", "unreachable", "server", "timeout", "cancelled", "interrupted"})
+
 IMAGE_EXT = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif"})
 VIDEO_EXT = frozenset({".mp4", ".mov", ".avi", ".webm", ".gif", ".mkv"})
 AUDIO_EXT = frozenset({".mp3", ".wav", ".flac", ".ogg", ".aac", ".m4a", ".opus"})
@@ -60,7 +86,7 @@ class Failure:
     raised or a prompt the server rejected.
     """
 
-    kind: str  # connection | timeout | cancelled | rejected | execution | interrupted | server | remote
+    kind: FailureKind  # see FailureKind for each kind's meaning and whether it is transient
     message: str
     transient: bool = False
     node_id: str | None = None

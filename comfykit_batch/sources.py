@@ -1,4 +1,10 @@
-"""Where a workflow comes from: a dict, a file, an http(s) URL, or a RunningHub id."""
+"""Where a workflow comes from: one resolver for every source the library, the CLI and manifests accept.
+
+A source is a dict, a ``Workflow``, a path, an http(s) URL (downloaded without
+any credential), an all-digit RunningHub workflow id, ``webapp:<id>`` (a
+RunningHub AI app), or a file whose ``_source`` is ``runninghub``. ``is_remote``
+tells the caller which workflows run on RunningHub.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,19 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 
 from .errors import WorkflowError
-from .fetch import fetch_bytes
+from .fetch import describe_error, fetch_bytes
+from .uploads import redact_url
 from .workflow import Workflow
 
 WorkflowSource = str | Path | Mapping[str, Any] | Workflow
 
-
 WEBAPP_PREFIX = "webapp:"
+RUNNINGHUB = "runninghub"
 
 
 def is_runninghub_id(source: Any) -> bool:
@@ -31,24 +39,65 @@ def runninghub_app_id(source: Any) -> str | None:
     return None
 
 
-def is_runninghub_workflow(wf: Workflow) -> bool:
-    return str(wf.meta.get("_source", "")).lower() == "runninghub"
+def is_url(source: Any) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
 
 
-def load_workflow(source: WorkflowSource) -> Workflow:
-    """A ``Workflow`` from any local source (RunningHub ids are resolved by the kit)."""
+def is_path_source(source: str) -> bool:
+    """True when a string source names a local file (so a manifest resolves it against its own folder)."""
+    return not (is_runninghub_id(source) or source.startswith(WEBAPP_PREFIX) or is_url(source))
+
+
+def is_remote(workflow: Workflow) -> bool:
+    """True for a workflow that runs on RunningHub (an id, an AI app, or a file marked ``_source: runninghub``)."""
+    return str(workflow.meta.get("_source", "")).lower() == RUNNINGHUB
+
+
+
+def remote_workflow(workflow_id: str, *, webapp: bool = False) -> Workflow:
+    """A RunningHub workflow (or AI app) known only by id; its nodes are fetched by the executor on first use."""
+    key = "_webapp_id" if webapp else "_workflow_id"
+    label = f"{WEBAPP_PREFIX}{workflow_id}" if webapp else f"{RUNNINGHUB}:{workflow_id}"
+    return Workflow({"_source": RUNNINGHUB, key: str(workflow_id)}, source=label, allow_empty=True)
+
+
+def resolve_workflow(source: WorkflowSource) -> Workflow:
+    """The ``Workflow`` for any source; raises ``WorkflowError`` in one line naming the source."""
     if isinstance(source, Workflow):
         return source
     if isinstance(source, Mapping):
         return Workflow(source)
     if isinstance(source, os.PathLike):
         return Workflow.from_file(source)
-    if isinstance(source, str):
-        if source.startswith(("http://", "https://")):
-            try:
-                text = fetch_bytes(source)
-            except requests.RequestException as exc:
-                raise WorkflowError(f"could not download the workflow {source.split('?')[0]}: {type(exc).__name__}") from None
-            return Workflow.from_json(text, source=source.split("?")[0])
-        return Workflow.from_file(source)
-    raise WorkflowError(f"a workflow is a path, URL, dict or RunningHub id, not {type(source).__name__}")
+    if not isinstance(source, str):
+        raise WorkflowError(
+            f"a workflow is a path, URL, dict, RunningHub id or webapp:<id>, not {type(source).__name__}"
+        )
+    app = runninghub_app_id(source)
+    if app:
+        return remote_workflow(app, webapp=True)
+    if source.startswith(WEBAPP_PREFIX):
+        raise WorkflowError(f"{source!r}: a RunningHub AI app is named webapp:<digits>")
+    if is_runninghub_id(source):
+        return remote_workflow(source)
+    if is_url(source):
+        return download_workflow(source)
+    return Workflow.from_file(source)
+
+
+def download_workflow(url: str) -> Workflow:
+    """A workflow from an http(s) URL, fetched with no credential; errors name the host, never the query."""
+    try:
+        text = fetch_bytes(url)
+    except requests.RequestException as exc:
+        raise WorkflowError(f"could not download the workflow from {_host(url)}: {describe_error(exc)}") from None
+    return Workflow.from_json(text, source=redact_url(url))
+
+
+def _host(url: str) -> str:
+    try:
+        p = urlparse(url)
+        return (p.hostname or "?") + (f":{p.port}" if p.port else "")
+    except ValueError:
+        return "?"
+

@@ -11,7 +11,7 @@ import binascii
 import mimetypes
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
@@ -50,23 +50,37 @@ class UploadSource:
     kind: Kind
     filename: str
     path: Path | None = None
-    url: str | None = None
-    data: bytes | None = None
+    #: the full URL, signed query included: only the download may read it (hidden from repr)
+    url: str | None = field(default=None, repr=False)
+    data: bytes | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         if self.kind == "path":
             return str(self.path)
         if self.kind == "url":
-            return _redact_query(self.url or "")
+            return redact_url(self.url or "")
         if self.kind == "bytes":
             return f"<{len(self.data or b'')} bytes>"
         return f"server:{self.filename}"
 
 
-def _redact_query(url: str) -> str:
-    """URLs of inputs often carry signed tokens in the query: keep them out of logs and indexes."""
-    p = urlparse(url)
-    return p._replace(query="…" if p.query else "", fragment="").geturl()
+def redact_url(url: str) -> str:
+    """A URL safe for a log line, an error or an index: scheme, host, port and path only.
+
+    Input and workflow URLs often carry signed tokens (``?sig=``, ``?token=``,
+    ``X-Amz-Signature``) in the query, or ``user:password@`` before the host; both
+    are dropped. A dropped query is shown as ``?…`` so two such URLs are not mistaken
+    for the same unsigned one.
+    """
+    try:
+        p = urlparse(url)
+        host = p.hostname or ""
+        port = p.port
+    except ValueError:  # an unparseable port or bracket: show nothing that could be a secret
+        return "<unparseable URL>"
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return p._replace(netloc=netloc, params="", query="…" if p.query else "", fragment="").geturl()
+
 
 
 def classify(value: Any, param: str) -> UploadSource:

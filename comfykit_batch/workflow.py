@@ -3,13 +3,21 @@
 Nothing here touches the network. Binding checks every name and value before an
 executor submits anything, so a typo fails in one line instead of as a 400 from
 the server (or worse, silently runs the default).
+
+A server's input types (``/object_info``) are never stored in the ``Workflow``:
+one workflow object is shared by every backend, and two servers may disagree
+(different model lists). ``input_types`` turns a server's answer into a plain
+mapping that the caller keeps per (workflow, backend) and passes to ``bind``
+and ``check_value``.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +26,7 @@ from typing import Any
 
 from .dsl import OutputMarker, ParamMarker, parse_title
 from .errors import ParameterError, WorkflowError
-from .uploads import UploadSource, classify
+from .uploads import UploadSource, classify, redact_url
 
 # Load nodes upload whatever their file field is set to, marked with ~ or not.
 LOAD_NODE_FIELDS: dict[str, str] = {
@@ -32,8 +40,69 @@ LOAD_NODE_FIELDS: dict[str, str] = {
 SEED_FIELDS = frozenset({"seed", "noise_seed"})
 RANDOM_SEED = "random"
 SEED_MAX = 2**53 - 1  # exact in JSON and JavaScript, well within ComfyUI's seed range
+#: ComfyUI parses integers into 64-bit C types (torch, numpy): anything wider overflows or wraps
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InputType:
+    """What one parameter accepts: the workflow's literal's type, or the server's input spec.
+
+    ``type`` is one of "int", "float", "str", "bool", "choice", "upload", "number"
+    (a literal number whose int/float kind only the server knows) or "any".
+    """
+
+    type: str
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    multiline: bool = False
+    #: "workflow" (guessed from the literal) or "server" (from /object_info): error messages say which
+    origin: str = field(default="workflow", compare=False)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> InputType | None:
+        """The type of one ComfyUI input spec (``["INT", {...}]``, ``[[...choices], {...}]``, ...); None if unreadable."""
+        if not isinstance(spec, (list, tuple)) or not spec:
+            return None
+        kind, opts = spec[0], spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}
+        if isinstance(kind, (list, tuple)):
+            return cls("choice", tuple(kind), origin="server")
+        if kind == "COMBO":
+            options = opts.get("options")
+            if isinstance(options, (list, tuple)):
+                return cls("choice", tuple(options), origin="server")
+            return cls("any", origin="server")  # a combo filled in by the browser: nothing to check
+        simple = {"INT": "int", "FLOAT": "float", "STRING": "str", "BOOLEAN": "bool"}
+        if not isinstance(kind, str) or kind not in simple:
+            return cls("any", origin="server")  # IMAGE, MODEL, "*": a value set over a link's input
+        return cls(simple[kind], min=_num(opts.get("min")), max=_num(opts.get("max")), step=_num(opts.get("step")),
+                   multiline=bool(opts.get("multiline")), origin="server")
+
+    def merge(self, other: InputType) -> InputType:
+        """The values both targets of one parameter accept (the same name on two nodes)."""
+        if other.type != self.type:
+            return self
+        choices = self.choices
+        if choices is not None and other.choices is not None:
+            choices = tuple(c for c in choices if c in other.choices)
+        lo = max((v for v in (self.min, other.min) if v is not None), default=None)
+        hi = min((v for v in (self.max, other.max) if v is not None), default=None)
+        return InputType(self.type, choices, lo, hi, self.step, self.multiline, self.origin)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+        isinstance(value, float) and math.isnan(value)
+    ):
+        return value
+    return None
+
+
+UPLOAD_TYPE = InputType("upload")
 
 
 @dataclass
@@ -46,24 +115,38 @@ class Parameter:
     upload: bool = False
     default: Any = None
     has_default: bool = False
+    #: the type guessed from the workflow's literal value; a server's is in ``Workflow.input_types``
     type: str = "any"
     description: str | None = None
+    #: always None since a server's choices live in ``Workflow.input_types``; kept so old callers do not break
     choices: list[Any] | None = None
 
     @property
     def is_seed(self) -> bool:
         return self.name in SEED_FIELDS or any(f in SEED_FIELDS for _, f in self.targets)
 
-    def to_dict(self) -> JsonDict:
-        return {
+    @property
+    def input_type(self) -> InputType:
+        """The workflow's own type for this parameter (no server consulted)."""
+        return UPLOAD_TYPE if self.upload else InputType(self.type)
+
+    def to_dict(self, type: InputType | None = None) -> JsonDict:
+        """A row for ``list_params``; ``type`` (from ``Workflow.input_types``) adds the server's view."""
+        t = type or self.input_type
+        row: JsonDict = {
             "name": self.name,
             "nodes": [f"{nid}.{fld}" for nid, fld in self.targets],
             "required": self.required,
             "upload": self.upload,
             "default": self.default if self.has_default else None,
-            "type": self.type,
+            "type": t.type,
             "description": self.description,
         }
+        for key in ("choices", "min", "max"):
+            value = getattr(t, key)
+            if value is not None:
+                row[key] = list(value) if key == "choices" else value
+        return row
 
 
 def _literal_type(value: Any) -> str:
@@ -154,44 +237,63 @@ class Workflow:
             title = (node.get("_meta") or {}).get("title") or ""
             if not isinstance(title, str):
                 continue
-            inputs = node.get("inputs", {})
             for marker in parse_title(title, nid):
                 if isinstance(marker, OutputMarker):
                     self.output_names[nid] = marker.name
                     continue
                 assert isinstance(marker, ParamMarker)
-                upload = marker.upload or LOAD_NODE_FIELDS.get(node["class_type"]) == marker.field
-                p = self.parameters.get(marker.name)
-                if p is None:
-                    p = self.parameters[marker.name] = Parameter(marker.name, [])
-                p.targets.append((nid, marker.field))
-                p.required = p.required or marker.required
-                p.upload = p.upload or upload
-                p.description = p.description or marker.description
-                if not p.has_default and marker.field in inputs and not _is_link(inputs[marker.field]):
-                    p.default, p.has_default = inputs[marker.field], True
-                    p.type = "upload" if p.upload else _literal_type(p.default)
-                elif p.upload:
-                    p.type = "upload"
+                self._check_marker_field(nid, node, marker)
+                self._add_marker(nid, node, marker)
 
-    def refine_types(self, object_info: Mapping[str, Any]) -> None:
-        """Use the server's input specs (``/object_info``) for exact types and choice lists."""
+    def _check_marker_field(self, nid: str, node: Mapping[str, Any], marker: ParamMarker) -> None:
+        """A marker must name an input the node has (a link's input counts): the server would drop any other."""
+        inputs = node.get("inputs") or {}
+        if marker.field in inputs or LOAD_NODE_FIELDS.get(node["class_type"]) == marker.field:
+            return
+        close = difflib.get_close_matches(marker.field, [str(k) for k in inputs], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        have = ", ".join(sorted(map(str, inputs))) or "none"
+        shown = f"${marker.name}" + ("" if marker.field == marker.name else f".{marker.field}")
+        raise WorkflowError(
+            f"{self.source}: node {nid} ({node['class_type']}): marker {shown!r} sets input {marker.field!r}, "
+            f"which the node does not have{hint}; its inputs: {have}"
+        )
+
+    def _add_marker(self, nid: str, node: Mapping[str, Any], marker: ParamMarker) -> None:
+        inputs = node.get("inputs") or {}
+        upload = marker.upload or LOAD_NODE_FIELDS.get(node["class_type"]) == marker.field
+        p = self.parameters.get(marker.name)
+        if p is None:
+            p = self.parameters[marker.name] = Parameter(marker.name, [])
+        p.targets.append((nid, marker.field))
+        p.required = p.required or marker.required
+        p.upload = p.upload or upload
+        p.description = p.description or marker.description
+        if not p.has_default and marker.field in inputs and not _is_link(inputs[marker.field]):
+            p.default, p.has_default = inputs[marker.field], True
+            p.type = "upload" if p.upload else _literal_type(p.default)
+        elif p.upload:
+            p.type = "upload"
+
+    def input_types(self, object_info: Mapping[str, Any]) -> dict[str, InputType]:
+        """Parameter name -> the server's type for it (from ``/object_info``); pure, the workflow is unchanged.
+
+        Upload parameters stay "upload" (the server's combo lists only files it already has);
+        a parameter whose node or input the server does not describe keeps the workflow's type.
+        """
+        out: dict[str, InputType] = {}
         for p in self.parameters.values():
-            for nid, fld in p.targets:
-                spec = _input_spec(object_info, self.nodes[nid]["class_type"], fld)
-                if spec is None:
-                    continue
-                kind = spec[0] if isinstance(spec, (list, tuple)) and spec else None
-                if isinstance(kind, list):
-                    if not p.upload:
-                        p.type, p.choices = "choice", list(kind)
-                elif kind == "COMBO":
-                    opts = (spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}).get("options")
-                    if isinstance(opts, list) and not p.upload:
-                        p.type, p.choices = "choice", opts
-                elif kind in ("INT", "FLOAT", "STRING", "BOOLEAN") and not p.upload:
-                    p.type = {"INT": "int", "FLOAT": "float", "STRING": "str", "BOOLEAN": "bool"}[kind]
-                break
+            found: InputType | None = None
+            for nid, fld in p.targets if not p.upload else ():
+                t = InputType.from_spec(_input_spec(object_info, self.nodes[nid]["class_type"], fld))
+                if t is not None:
+                    found = t if found is None else found.merge(t)
+            out[p.name] = found or p.input_type
+        return out
+
+    def list_params(self, types: Mapping[str, InputType] | None = None) -> list[JsonDict]:
+        """One row per parameter (name, nodes, required, default, type, ...), with a server's types if given."""
+        return [p.to_dict((types or {}).get(p.name)) for p in self.parameters.values()]
 
     def node_classes(self) -> dict[str, list[str]]:
         """class_type -> node ids, for checking against a server's ``/object_info``."""
@@ -223,14 +325,43 @@ class Workflow:
             )
             raise ParameterError(f"missing required parameter{'s' if len(missing) > 1 else ''} for {self.source}: {where}")
 
-    def bind(self, params: Mapping[str, Any] | None = None, *, rng: random.Random | None = None) -> BoundPrompt:
-        """Check, coerce and apply ``params``; uploads stay pending for the executor."""
+    def type_of(self, name: str, types: Mapping[str, InputType] | None = None) -> InputType:
+        """The type ``name`` is checked against: the server's when ``types`` has it, else the workflow's."""
+        p = self.parameters[name]
+        if p.upload:
+            return UPLOAD_TYPE
+        return (types or {}).get(name) or p.input_type
+
+    def check_value(self, name: str, value: Any, types: Mapping[str, InputType] | None = None) -> Any:
+        """The value as it would be submitted (coerced), or ``ParameterError`` in one line.
+
+        Lets a batch check every distinct swept value before its first job. A seed's
+        "random" is returned as is (the number is drawn at bind time); an upload's
+        value is classified (a missing local file is refused) and returned unchanged.
+        """
+        if name not in self.parameters:
+            self.check_params({name: value})  # raises: unknown, naming the known ones
+        p = self.parameters[name]
+        if p.upload:
+            classify(value, name)
+            return value
+        if p.is_seed and value == RANDOM_SEED:
+            return value
+        return coerce(value, name, self.type_of(name, types))
+
+    def bind(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        types: Mapping[str, InputType] | None = None,
+        rng: random.Random | None = None,
+    ) -> BoundPrompt:
+        """Check, coerce and apply ``params`` (against a server's ``types`` if given); uploads stay pending."""
         params = dict(params or {})
         self.check_params(params)
         prompt = _json_copy(self.nodes)
         values: JsonDict = {}
         uploads: list[PendingUpload] = []
-        seeds: dict[str, int] = {}
         for name, raw in params.items():
             p = self.parameters[name]
             if p.upload:
@@ -239,83 +370,153 @@ class Workflow:
             if p.is_seed and raw == RANDOM_SEED:
                 value: Any = (rng or random.SystemRandom()).randint(0, SEED_MAX)
             else:
-                value = coerce(raw, p)
+                value = coerce(raw, name, self.type_of(name, types))
             values[name] = value
             for nid, fld in p.targets:
                 prompt[nid].setdefault("inputs", {})[fld] = value
+        return BoundPrompt(self, prompt, values, uploads, self._seeds(prompt))
+
+    def _seeds(self, prompt: JsonDict) -> dict[str, int]:
+        """Every literal seed of the prompt, by parameter name (or node.field), so a run can be repeated."""
+        seeds: dict[str, int] = {}
         for nid, node in prompt.items():
             for fld in SEED_FIELDS & set(node.get("inputs", {})):
                 v = node["inputs"][fld]
                 if isinstance(v, int) and not isinstance(v, bool):
                     owner = next((p.name for p in self.parameters.values() if (nid, fld) in p.targets), None)
                     seeds[owner or f"{nid}.{fld}"] = v
-        return BoundPrompt(self, prompt, values, uploads, seeds)
+        return seeds
 
 
 def _input_spec(object_info: Mapping[str, Any], class_type: str, field_name: str) -> Any:
-    info = object_info.get(class_type)
+    info = object_info.get(class_type) if isinstance(object_info, Mapping) else None
     if not isinstance(info, Mapping):
         return None
-    inputs = info.get("input") or {}
+    inputs = info.get("input")
     for section in ("required", "optional"):
-        spec = (inputs.get(section) or {}).get(field_name)
+        specs = inputs.get(section) if isinstance(inputs, Mapping) else None
+        spec = specs.get(field_name) if isinstance(specs, Mapping) else None
         if spec is not None:
             return spec
     return None
 
 
-def coerce(value: Any, p: Parameter) -> Any:
-    """Convert ``value`` to the parameter's type when nothing is lost; refuse otherwise."""
-    t = p.type
+# -- coercion ------------------------------------------------------------------------------
+YAML_BOOL_HINT = "quote it ('yes', 'no', 'on', 'off' are booleans in YAML)"
 
-    def refuse(why: str = "") -> ParameterError:
-        return ParameterError(
-            f"parameter {p.name!r} expects {t}{why}, got {type(value).__name__} {value!r}"
+
+def _show(value: Any) -> str:
+    """A value for an error message: short, and a URL's query (signed tokens) left out."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        value = redact_url(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _refuse(name: str, t: InputType, value: Any, why: str = "") -> ParameterError:
+    return ParameterError(f"parameter {name!r} expects {t.type}{why}, got {type(value).__name__} {_show(value)}")
+
+
+def coerce(value: Any, name: str, t: InputType) -> Any:
+    """``value`` converted to type ``t`` when nothing is lost; ``ParameterError`` otherwise."""
+    if t.type == "upload":
+        return value
+    if isinstance(value, bool) and t.type in ("str", "choice"):
+        raise ParameterError(f"parameter {name!r} expects {t.type}, got the YAML boolean {value}: {YAML_BOOL_HINT}")
+    if t.type == "choice":
+        return _coerce_choice(value, name, t)
+    if t.type == "str":
+        return _coerce_str(value, name, t)
+    if t.type == "bool":
+        return _coerce_bool(value, name, t)
+    if t.type == "any":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            _check_finite(value, name, t)
+        return value
+    return _coerce_number(value, name, t)
+
+
+def _coerce_choice(value: Any, name: str, t: InputType) -> Any:
+    choices = t.choices or ()
+    if value in choices:
+        return value
+    if isinstance(value, (int, float)) and str(value) in choices:
+        return str(value)  # an unquoted 512 for the choice "512"
+    strings = [c for c in choices if isinstance(c, str)]
+    close = difflib.get_close_matches(str(value), strings, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    shown = ", ".join(_show(c) for c in choices[:8]) + (f", ... ({len(choices)} in all)" if len(choices) > 8 else "")
+    where = "the server's" if t.origin == "server" else "the"
+    raise ParameterError(f"parameter {name!r}: {_show(value)} is not one of {where} choices{hint}; valid: {shown or '(none)'}")
+
+
+def _coerce_str(value: Any, name: str, t: InputType) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise _refuse(name, t, value)
+
+
+def _coerce_bool(value: Any, name: str, t: InputType) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise _refuse(name, t, value)
+
+
+def _coerce_number(value: Any, name: str, t: InputType) -> int | float:
+    """int, float or number (a literal's kind unknown): parse strings, refuse lossy and out-of-range values."""
+    if isinstance(value, bool):
+        raise _refuse(name, t, value)
+    if isinstance(value, str):
+        value = _parse_number(value, name, t)
+    if not isinstance(value, (int, float)):
+        raise _refuse(name, t, value)
+    _check_finite(value, name, t)
+    if t.type == "int" and isinstance(value, float):
+        if not value.is_integer():
+            raise _refuse(name, t, value, " (a whole number)")
+        value = int(value)
+    elif t.type == "float":
+        value = float(value)
+    _check_range(value, name, t)
+    return value
+
+
+def _parse_number(text: str, name: str, t: InputType) -> int | float:
+    try:
+        return int(text.strip())
+    except ValueError:
+        try:
+            return float(text.strip())
+        except ValueError:
+            raise _refuse(name, t, text) from None
+
+
+def _check_finite(value: int | float, name: str, t: InputType) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _refuse(name, t, value, " (a finite number)")
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise ParameterError(
+            f"parameter {name!r}: {_show(value)} does not fit in a signed 64-bit integer "
+            f"({INT64_MIN} to {INT64_MAX}), the widest the server accepts"
         )
 
-    if t in ("any", "upload"):
-        return value
-    if t == "choice":
-        if value in (p.choices or []):
-            return value
-        shown = ", ".join(map(repr, (p.choices or [])[:10])) + (" ..." if len(p.choices or []) > 10 else "")
-        raise ParameterError(f"parameter {p.name!r}: {value!r} is not one of the server's choices: {shown}")
-    if isinstance(value, bool) and t != "bool":
-        raise refuse()
-    if t == "str":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)):
-            return str(value)
-        raise refuse()
-    if t == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.strip().lower() in ("true", "yes", "1")
-        raise refuse()
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                raise refuse() from None
-    if not isinstance(value, (int, float)):
-        raise refuse()
-    if t == "int":
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise refuse(" (a whole number)")
-            return int(value)
-        return value
-    if t == "float":
-        return float(value)
-    return value  # "number": a literal number of unknown kind, keep as given
+
+def _check_range(value: int | float, name: str, t: InputType) -> None:
+    if (t.min is None or value >= t.min) and (t.max is None or value <= t.max):
+        return
+    if t.min is not None and t.max is not None:
+        limits = f"between {t.min} and {t.max}"
+    else:
+        limits = f"at least {t.min}" if t.min is not None else f"at most {t.max}"
+    source = " (the server's limits)" if t.origin == "server" else ""
+    raise ParameterError(f"parameter {name!r} must be {limits}{source}, got {_show(value)}")
 
 
 @dataclass

@@ -1,32 +1,54 @@
 """The YAML manifest: read, fill ``${VAR}`` from the environment, validate, resolve paths.
 
+Reading happens in four steps, each its own function: the YAML (errors with
+line, column, the line itself and a hint), the environment (``${VAR}``,
+``${VAR:-default}``, ``$${`` for a literal ``${``; typed fields converted after
+substitution), the schema (the editor's schema minus its ``${...}``
+alternatives, so a value is checked as it will be used), then the parts:
+value files, backends, workflows, cross-references.
+
 Every error names the file, the key path and what was expected, in one line,
 before anything is submitted. Secrets come from environment variables and are
-never echoed back in those errors.
+never echoed back: every message passes through one redaction step.
 """
 
 from __future__ import annotations
 
+import copy
+import csv
+import difflib
 import json
 import os
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import jsonschema
 import yaml
 
-from ..errors import ComfyKitError
+from ..defaults import DEFAULTS, env_comfyui_url, executor_type
+from ..errors import ConfigError, ManifestError
+from ..sources import is_path_source
+
+__all__ = [
+    "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "did_you_mean", "key_path", "load_manifest",
+    "schema", "strict_schema",
+]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-SECRET_KEYS = frozenset({"api_key", "cookies"})
+ENV_REF = "#/definitions/env"
+#: ``$${`` (a literal ``${``), ``${NAME}`` / ``${NAME:-default}``, or a ``${`` that is neither (an error)
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+#: keys whose values (and everything under them) are secrets
+_SECRET_KEY = re.compile(r"api_?key|cookie|token|secret|passw|(?:^|_)key$", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@'\"]*@", re.IGNORECASE)
+_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s'\"?#]*)[?#][^\s'\"]*", re.IGNORECASE)
 
-
-class ManifestError(ComfyKitError, ValueError):
-    """The manifest cannot be used as written."""
+Path_ = tuple[Any, ...]
 
 
 @dataclass
@@ -36,8 +58,8 @@ class BackendSpec:
     name: str
     type: str  # comfyui | runninghub
     url: str
-    executor: str = "websocket"
-    concurrency: int = 2
+    executor: str = DEFAULTS.batch_executor
+    concurrency: int = DEFAULTS.concurrency
     api_key: str | None = field(default=None, repr=False)
     cookies: str | None = field(default=None, repr=False)
     instance_type: str | None = None
@@ -65,16 +87,44 @@ class Manifest:
     output: Path
     backends: list[BackendSpec]
     workflows: list[WorkflowSpec]
-    blocks: list[dict[str, Any]]
-    timeout: float = 600.0
-    retries: int = 3
-    check_nodes: bool = True
-    save_previews: bool = False
+    blocks: list[dict[str, Any]]  # value files already read: plain lists only
+    timeout: float = DEFAULTS.job_timeout
+    retries: int = DEFAULTS.retries
+    check_nodes: bool = DEFAULTS.check_nodes
+    save_previews: bool = DEFAULTS.save_previews
+    backend_down_limit: float = DEFAULTS.backend_down_limit
+    report: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+
+# -- schemas ----------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The editor's schema (draft-07): accepts ``${VAR}`` wherever a value may come from the environment."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _drop_env(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_drop_env(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _drop_env(v) for k, v in node.items()}
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and {"$ref": ENV_REF} in branches:
+        rest = [b for b in branches if b != {"$ref": ENV_REF}]
+        del out["anyOf"]
+        if len(rest) == 1:
+            out.update(rest[0])
+        else:
+            out["anyOf"] = rest
+    return out
 
 
 @lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+def strict_schema() -> dict[str, Any]:
+    """The schema a manifest is checked against once ``${VAR}`` is filled in: no environment alternatives."""
+    return _drop_env(schema())
 
 
 def key_path(parts: Any) -> str:
@@ -84,130 +134,529 @@ def key_path(parts: Any) -> str:
     return out or "(top level)"
 
 
-def _interpolate(node: Any, where: list[Any], file: Path) -> Any:
-    if isinstance(node, dict):
-        return {k: _interpolate(v, where + [k], file) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_interpolate(v, where + [i], file) for i, v in enumerate(node)]
-    if isinstance(node, str) and "${" in node:
-        def fill(m: re.Match[str]) -> str:
-            value = os.environ.get(m[1])
-            if value is None or value == "":
-                if m[2] is not None:
-                    return m[2]
-                raise ManifestError(f"{file}: {key_path(where)}: environment variable {m[1]} is not set")
-            return value
+def did_you_mean(name: str, choices: Any) -> str:
+    """`` (did you mean 'grid'?)`` when ``name`` looks like a typo of one of ``choices``, else ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
-        return _VAR.sub(fill, node)
+
+# -- secrets and error messages -----------------------------------------------------------------
+def _is_secret_path(where: Path_) -> bool:
+    return any(isinstance(p, str) and _SECRET_KEY.search(p) for p in where)
+
+
+def _secret_values(node: Any, where: Path_ = ()) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            yield from _secret_values(v, (*where, str(k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _secret_values(v, (*where, i))
+    elif node is not None and _is_secret_path(where) and len(str(node)) >= 3:
+        yield str(node)
+
+
+def show_url(value: str) -> str:
+    """A URL as it may appear in a message: no ``user:password@``, no query or fragment."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "(unparsable URL)"
+    if not parts.scheme or not parts.netloc:
+        return value
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class _Context:
+    """The file being read, where ``${VAR}`` was filled in, and the secrets no message may contain."""
+
+    def __init__(self, file: Path, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.base = file.resolve().parent
+        self.filled: dict[Path_, str] = {}  # key path -> the template written there
+        self.secrets: set[str] = set()
+
+    def redact(self, message: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        return _URL_QUERY.sub(r"\1", _URL_USERINFO.sub(r"\1", message))
+
+    def error(self, where: Path_ | str, what: str) -> ManifestError:
+        path = where if isinstance(where, str) else key_path(where)
+        return ManifestError(self.redact(f"{self.file}: {path}: {what}"))
+
+    def shown(self, where: Path_, value: Any, *, source: bool = True) -> str:
+        """A value for a message: hidden under a secret key, without credentials when a URL, named by its ${VAR}."""
+        if _is_secret_path(where):
+            return "(hidden)"
+        text = show_url(value) if isinstance(value, str) else value
+        template = self.filled.get(tuple(where)) if source else None
+        return f"{text!r} (from {template})" if template else repr(text)
+
+
+# -- step 1: YAML ---------------------------------------------------------------------------------
+def _yaml_hint(line: str, previous: str, problem: str) -> str:
+    if "\t" in line or "\t" in previous:
+        return "a tab: YAML indents with spaces only"
+    for text in (line, previous):
+        if re.match(r"^\s*(?:-\s+)?[A-Za-z_][\w.-]*:(?![\s/]|$)", text):
+            return "a missing space after ':' (write 'key: value')"
+    if "${" in line and re.search(r"[{\[][^}\]]*\$\{", line.replace("${", "$(", 0)):
+        return 'inside { } or [ ], a ${VAR} value must be quoted: "${VAR}"'
+    if re.search(r"(?::|-)\s+[{\[]", line) or line.lstrip().startswith(("{", "[")):
+        return "a value starting with { or [ is read as a mapping or list: quote it if it is text (\"{...}\")"
+    if "mapping values are not allowed" in problem:
+        return "a value containing ': ' must be quoted"
+    if re.search(r":\s+[*&!%@`|>]", line):
+        return "a value starting with * & ! % @ ` | or > must be quoted"
+    return "check the indentation and quoting of this line and the one above"
+
+
+def _show_yaml_line(line: str) -> str:
+    """The offending line for a message; a secret-looking key's value is masked."""
+    def mask(m: re.Match[str]) -> str:
+        return m[1] + "***" if _SECRET_KEY.search(m[2]) and m[3].strip() else m[0]
+
+    return re.sub(r"""((?<![\w-])([A-Za-z_][\w-]*)\s*:\s*)("[^"]*"|'[^']*'|[^,}\]#]*)""", mask, line)
+
+
+def _read_yaml(ctx: _Context) -> Any:
+    try:
+        return yaml.safe_load(ctx.text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = str(exc.problem or exc.context or "syntax error")
+        if mark is None:
+            raise ctx.error("(top level)", f"not valid YAML ({problem})") from None
+        lines = ctx.text.splitlines() or [""]
+        if exc.context_mark is not None and (mark.line >= len(lines) or not lines[mark.line].strip()):
+            mark = exc.context_mark  # the file ended inside a bracket: show where it opened
+        row = min(mark.line, len(lines) - 1)
+        line, previous = lines[row], (lines[row - 1] if row else "")
+        shown = _show_yaml_line(line).replace("\t", " ")
+        caret = " " * min(mark.column, len(shown)) + "^"
+        message = (f"{ctx.file}: line {row + 1}, column {mark.column + 1}: not valid YAML ({problem})\n"
+                   f"    {shown}\n    {caret}\n  hint: {_yaml_hint(line, previous, problem)}")
+        raise ManifestError(ctx.redact(message)) from None
+    except yaml.YAMLError as exc:
+        raise ctx.error("(top level)", f"not valid YAML ({exc})") from None
+
+
+# -- step 2: the environment --------------------------------------------------------------------------
+def _fill(node: Any, where: Path_, ctx: _Context) -> Any:
+    if isinstance(node, dict):
+        return {k: _fill(v, (*where, k), ctx) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill(v, (*where, i), ctx) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        return _fill_string(node, where, ctx)
     return node
 
 
-def _describe(err: jsonschema.ValidationError) -> str:
-    secret = any(p in SECRET_KEYS for p in err.absolute_path)
-    v = err.validator
-    if v == "type":
-        return f"expected {err.validator_value}, got {type(err.instance).__name__}"
-    if v == "enum":
-        return "expected one of " + ", ".join(map(repr, err.validator_value))
-    if v == "const":
-        return f"expected {err.validator_value!r}"
-    if v == "pattern":
-        return f"expected a string matching {err.validator_value}" + ("" if secret else f", got {err.instance!r}")
-    if v in ("oneOf", "anyOf") and isinstance(err.instance, dict):
-        return "does not match any allowed form; keys given: " + ", ".join(sorted(err.instance))
-    return "(hidden: secret value)" if secret else err.message
+def _fill_string(text: str, where: Path_, ctx: _Context) -> str:
+    used: list[str] = []
+
+    def one(m: re.Match[str]) -> str:
+        if m[0] == "$${":
+            return "${"
+        if m[1] is None:
+            raise ctx.error(where, "'${' must start ${NAME} or ${NAME:-default}; write $${ for a literal ${")
+        used.append(m[1])
+        value = os.environ.get(m[1])
+        if value is None or value == "":
+            if m[2] is not None:
+                return m[2]
+            raise ctx.error(where, f"environment variable {m[1]} is not set")
+        if _is_secret_path(where) or _SECRET_KEY.search(m[1]):
+            ctx.secrets.add(value)
+        return value
+
+    out = _VAR.sub(one, text)
+    if used:
+        ctx.filled[where] = text if not _is_secret_path(where) else "${" + used[0] + "}"
+    return out
 
 
-def _validate(data: Any, file: Path) -> None:
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = list(validator.iter_errors(data))
-    if not errors:
+def _schema_at(node: Any, where: Path_) -> Iterator[dict[str, Any]]:
+    """Every subschema that may apply at ``where`` (branches of anyOf/oneOf/if-then-else all included)."""
+    root = strict_schema()
+    if not isinstance(node, dict):
         return
-    best = jsonschema.exceptions.best_match(errors)
-    # inside a oneOf, the deepest error of the branch that fits best says the most
-    while best.context:
-        best = jsonschema.exceptions.best_match(best.context)
-    raise ManifestError(f"{file}: {key_path(best.absolute_path)}: {_describe(best)}")
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/definitions/"):
+        yield from _schema_at(root["definitions"][ref.rsplit("/", 1)[-1]], where)
+        return
+    for key in ("anyOf", "oneOf", "allOf"):
+        for branch in node.get(key) or []:
+            yield from _schema_at(branch, where)
+    for key in ("then", "else"):
+        if key in node:
+            yield from _schema_at(node[key], where)
+    if not where:
+        yield node
+        return
+    head, rest = where[0], where[1:]
+    if isinstance(head, int):
+        if isinstance(node.get("items"), dict):
+            yield from _schema_at(node["items"], rest)
+    elif head in (node.get("properties") or {}):
+        yield from _schema_at(node["properties"][head], rest)
+    elif isinstance(node.get("additionalProperties"), dict):
+        yield from _schema_at(node["additionalProperties"], rest)
+
+
+def _wanted_types(where: Path_) -> set[str]:
+    types: set[str] = set()
+    for sub in _schema_at(strict_schema(), where):
+        t = sub.get("type")
+        types.update([t] if isinstance(t, str) else (t or []))
+        if "enum" in sub or "const" in sub:
+            types.add("string")
+    return types
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _convert(text: str, types: set[str]) -> Any:
+    s = text.strip()
+    if "integer" in types and re.fullmatch(r"[+-]?\d+", s):
+        return int(s)
+    if "number" in types:
+        try:
+            return int(s) if re.fullmatch(r"[+-]?\d+", s) else float(s)
+        except ValueError:
+            pass
+    if "boolean" in types and s.lower() in _BOOLS:
+        return _BOOLS[s.lower()]
+    raise ValueError(text)
+
+
+def _set(data: Any, where: Path_, value: Any) -> None:
+    for p in where[:-1]:
+        data = data[p]
+    data[where[-1]] = value
+
+
+def _get(data: Any, where: Path_) -> Any:
+    for p in where:
+        data = data[p]
+    return data
+
+
+def _convert_filled(data: Any, ctx: _Context) -> None:
+    """A ``${VAR}`` in a typed field (``concurrency: ${CONC:-4}``) becomes that type once filled in."""
+    for where, template in ctx.filled.items():
+        value = _get(data, where)
+        types = _wanted_types(where)
+        if not isinstance(value, str) or not types or "string" in types:
+            continue
+        try:
+            _set(data, where, _convert(value, types))
+        except ValueError:
+            wanted = " or ".join(sorted(types - {"null"}))
+            raise ctx.error(where, f"{template} gave {ctx.shown(where, value, source=False)}; expected {wanted}") from None
+
+
+# -- step 3: the schema -------------------------------------------------------------------------------
+def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    # inside a oneOf/anyOf, the deepest error of the branch that fits best says the most
+    while err.context:
+        if err.validator in ("anyOf", "oneOf") and all(e.validator == "type" for e in err.context):
+            return err
+        err = jsonschema.exceptions.best_match(err.context)
+    return err
+
+
+def _describe(err: jsonschema.ValidationError, ctx: _Context) -> str:
+    where = tuple(err.absolute_path)
+    v, got = err.validator, err.instance
+    if v == "type":
+        quote = isinstance(got, bool) and err.validator_value == "string"
+        hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)" if quote else ""
+        return f"expected {err.validator_value}, got {type(got).__name__}{hint}"
+    if v in ("anyOf", "oneOf") and err.context and all(e.validator == "type" for e in err.context):
+        kinds = " or ".join(dict.fromkeys(str(e.validator_value) for e in err.context))
+        if kinds == "array or object":
+            kinds = "a list of values (or {from: FILE})"
+        return f"expected {kinds}, got {type(got).__name__}"
+    if v == "enum":
+        return "expected one of " + ", ".join(map(repr, err.validator_value)) + f", got {ctx.shown(where, got)}"
+    if v == "const":
+        return f"expected {err.validator_value!r}, got {ctx.shown(where, got)}"
+    if v == "pattern":
+        wanted = _PATTERNS.get(err.validator_value, f"a string matching {err.validator_value}")
+        return f"expected {wanted}, got {ctx.shown(where, got)}"
+    if v == "additionalProperties" and isinstance(got, dict):
+        allowed = list(err.schema.get("properties") or {})
+        unknown = [k for k in got if k not in allowed]
+        return "; ".join(f"unknown key {k!r}{did_you_mean(k, allowed)}" for k in unknown) + f"; allowed: {', '.join(allowed)}"
+    if v == "required":
+        missing = [k for k in err.validator_value if not isinstance(got, dict) or k not in got]
+        return f"missing required key {', '.join(map(repr, missing))}"
+    if v == "oneOf" and isinstance(got, dict):
+        forms = [b["required"][0] for b in err.validator_value if "required" in b]
+        if forms:
+            return f"give exactly one of: {', '.join(forms)}"
+    if v in ("oneOf", "anyOf") and isinstance(got, dict):
+        return "does not match any allowed form; keys given: " + ", ".join(sorted(map(str, got)))
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems"):
+        what = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}.get(v)
+        if what:
+            return f"expected a number {what} {err.validator_value}, got {ctx.shown(where, got)}"
+        return f"expected {'at least' if v == 'minItems' else 'at most'} {err.validator_value} item(s)"
+    return "(hidden: secret value)" if _is_secret_path(where) else err.message
+
+
+_PATTERNS = {
+    "^(https?://[^?#]+|local)$": "http(s)://host:port (no ?query: secrets go in api_key) or 'local'",
+    "^https?://[^?#]+$": "an http(s):// URL (no ?query)",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' or '-' (starting with a letter or digit)",
+    "^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' or '-'",
+}
+
+
+def _validate(data: Any, ctx: _Context) -> None:
+    errors = list(jsonschema.Draft7Validator(strict_schema()).iter_errors(data))
+    if errors:
+        best = _deepest(jsonschema.exceptions.best_match(errors))
+        raise ctx.error(tuple(best.absolute_path), _describe(best, ctx))
+
+
+# -- step 4a: value lists from files ----------------------------------------------------------------
+def _is_value_file(node: Any) -> bool:
+    return isinstance(node, dict) and "from" in node and set(node) <= {"from", "column"}
+
+
+def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: _Context) -> Iterator[tuple[int, Any]]:
+    """(line number, row) of a value file: a str (.txt), a dict (.csv header + row), or any JSON value (.jsonl)."""
+    path = ctx.base / str(spec["from"])
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ctx.error(where, f"{spec['from']}: cannot read the value file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ctx.error(where, f"{spec['from']}: not UTF-8 text") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        for row in reader:
+            if None in row or None in row.values():
+                raise ctx.error(where, f"{spec['from']} line {reader.line_num}: expected {len(reader.fieldnames or [])} fields "
+                                       f"({', '.join(reader.fieldnames or [])})")
+            yield reader.line_num, row
+    elif suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ctx.error(where, f"{spec['from']} line {n}: not valid JSON ({exc.msg})") from None
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield n, line.strip()
+
+
+def _file_values(spec: Mapping[str, Any], where: Path_, ctx: _Context) -> list[Any]:
+    """One value per row: the line (.txt), the column (.csv), or the JSON value or its key (.jsonl)."""
+    column, name = spec.get("column"), spec["from"]
+    out: list[Any] = []
+    for n, row in _file_rows(spec, where, ctx):
+        if isinstance(row, dict):
+            if column is None:
+                raise ctx.error(where, f"{name}: say which column holds the values (column: one of {', '.join(map(str, row))})")
+            if column not in row:
+                columns = ", ".join(map(str, row))
+                raise ctx.error(where, f"{name} line {n}: no column {column!r}{did_you_mean(column, row)}; columns: {columns}")
+            out.append(row[column])
+        elif column is not None:
+            raise ctx.error(where, f"{name} line {n}: column: applies to CSV rows and JSON objects, got {type(row).__name__}")
+        else:
+            out.append(row)
+    if not out:
+        raise ctx.error(where, f"{name}: no values (blank lines and # comments are skipped)")
+    return out
+
+
+def _file_cases(spec: Mapping[str, Any], where: Path_, ctx: _Context, *, keep_empty: bool = False) -> list[dict[str, Any]]:
+    """One mapping per row; an empty CSV cell leaves its parameter out of that case (unless ``keep_empty``)."""
+    csv_file = str(spec["from"]).lower().endswith(".csv")
+    cases: list[dict[str, Any]] = []
+    for n, row in _file_rows(spec, where, ctx):
+        if not isinstance(row, dict):
+            raise ctx.error(where, f"{spec['from']} line {n}: a case is a CSV row or a JSON object, got {type(row).__name__}")
+        cases.append({k: v for k, v in row.items() if keep_empty or v != "" or not csv_file})
+    if not cases:
+        raise ctx.error(where, f"{spec['from']}: no cases")
+    return cases
+
+
+def _resolve_files(block: dict[str, Any], where: Path_, ctx: _Context) -> dict[str, Any]:
+    """The block with every ``{from: FILE}`` replaced by the values it holds, so the sweep sees plain lists."""
+    out = dict(block)
+    params = dict(block.get("params") or {})
+    for name, value in params.items():
+        if _is_value_file(value):
+            values = _file_values(value, (*where, "params", name), ctx)
+            if len(values) != 1:
+                raise ctx.error((*where, "params", name),
+                                f"{value['from']}: a fixed value needs a file with one value, it has {len(values)}")
+            params[name] = values[0]
+    if params:
+        out["params"] = params
+    for section in ("grid", "zip"):
+        lists = block.get(section)
+        if section == "zip" and _is_value_file(lists):
+            rows = _file_cases(lists, (*where, "zip"), ctx, keep_empty=True)
+            out["zip"] = {k: [r.get(k) for r in rows] for k in rows[0]}
+        elif lists:
+            out[section] = {k: _file_values(v, (*where, section, k), ctx) if _is_value_file(v) else v for k, v in lists.items()}
+    if _is_value_file(block.get("cases")):
+        out["cases"] = _file_cases(block["cases"], (*where, "cases"), ctx)
+    return out
+
+
+# -- step 4b: backends, workflows, sweep ---------------------------------------------------------------
+def _backend_name(b: Mapping[str, Any], kind: str, i: int) -> str:
+    if b.get("name"):
+        return str(b["name"])
+    if kind == "runninghub":
+        return "runninghub"
+    return "local" if b.get("url") == "local" else f"comfyui{i}"
+
+
+def _one_backend(b: Mapping[str, Any], i: int, defaults: Mapping[str, Any], ctx: _Context) -> BackendSpec:
+    kind = b.get("type", "comfyui")
+    runninghub = kind == "runninghub"
+    where = ("backends", i, "executor") if "executor" in b else ("defaults", "executor")
+    try:
+        executor = executor_type(b.get("executor", defaults.get("executor", DEFAULTS.batch_executor)), where=key_path(where))
+    except ConfigError:
+        raise ctx.error(where, "expected 'http' or 'websocket' ('ws')") from None
+    concurrency = DEFAULTS.runninghub_concurrency if runninghub else defaults.get("concurrency", DEFAULTS.concurrency)
+    return BackendSpec(
+        name=_backend_name(b, kind, i), type=kind,
+        url=str(b.get("url") or (DEFAULTS.runninghub_url if runninghub else "")).rstrip("/"),
+        executor=executor, concurrency=int(b.get("concurrency", concurrency)),
+        api_key=b.get("api_key") or None, cookies=b.get("cookies") or None,
+        instance_type=b.get("instance_type"), webhook_url=b.get("webhook_url"), poll_interval=b.get("poll_interval"),
+    )
+
+
+def _implicit_backend(ctx: _Context) -> dict[str, Any]:
+    """No ``backends:``: ``COMFYUI_URL`` (or ``COMFYUI_BASE_URL``) when set, else the managed local server."""
+    url = env_comfyui_url()
+    if url is None:
+        return {"url": "local"}
+    if url != "local" and not re.match(r"^https?://[^?#]+$", url):
+        raise ctx.error("backends", f"no backends: given, so COMFYUI_URL is used; expected http(s)://host:port or 'local', "
+                                    f"got {show_url(url)!r}")
+    return {"name": "local" if url == "local" else "comfyui", "url": url}
+
+
+def _backends(data: Mapping[str, Any], ctx: _Context) -> list[BackendSpec]:
+    defaults = data.get("defaults") or {}
+    out: list[BackendSpec] = []
+    for i, b in enumerate(data.get("backends") or [_implicit_backend(ctx)]):
+        spec = _one_backend(b, i, defaults, ctx)
+        if any(s.name == spec.name for s in out):
+            raise ctx.error(("backends", i, "name"), f"duplicate backend name {spec.name!r}")
+        out.append(spec)
+    return out
+
+
+def _source(src: str, base: Path) -> str:
+    """A workflow source as the session resolves it: a path made absolute against the manifest's folder."""
+    if not is_path_source(src):
+        return src
+    return str((base / Path(src).expanduser()).resolve())
+
+
+def _workflows(data: Mapping[str, Any], backends: list[BackendSpec], ctx: _Context) -> list[WorkflowSpec]:
+    names = [b.name for b in backends]
+    out: list[WorkflowSpec] = []
+    for i, w in enumerate(data["workflows"]):
+        for j, bname in enumerate(w.get("backends") or []):
+            if bname not in names:
+                raise ctx.error(("workflows", i, "backends", j),
+                                f"no backend named {bname!r}{did_you_mean(bname, names)}; backends: {', '.join(sorted(names))}")
+        if any(x.name == w["name"] for x in out):
+            raise ctx.error(("workflows", i, "name"), f"duplicate workflow name {w['name']!r}")
+        out.append(WorkflowSpec(w["name"], _source(w["source"], ctx.base), w.get("backends")))
+    return out
+
+
+def _check_block(block: Mapping[str, Any], where: Path_, wnames: list[str], ctx: _Context) -> None:
+    targets = block.get("workflow")
+    for t in [targets] if isinstance(targets, str) else (targets or []):
+        if t not in wnames:
+            raise ctx.error((*where, "workflow"),
+                            f"no workflow named {t!r}{did_you_mean(t, wnames)}; workflows: {', '.join(sorted(wnames))}")
+    zipped = block.get("zip") or {}
+    if len({len(v) for v in zipped.values()}) > 1:
+        lengths = ", ".join(f"{k}={len(v)}" for k, v in zipped.items())
+        raise ctx.error((*where, "zip"), f"lists must have equal lengths ({lengths})")
+    for pname, spec in ((block.get("random") or {}).get("params") or {}).items():
+        if "range" in spec and spec["range"][0] > spec["range"][1]:
+            raise ctx.error((*where, "random", "params", pname, "range"), "expected [low, high] with low <= high")
+
+
+def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: _Context) -> list[dict[str, Any]]:
+    """The sweep as a list of blocks (value files read); key paths as written (``sweep.grid`` or ``sweep[1].grid``)."""
+    single = not isinstance(data["sweep"], list)
+    raw = [data["sweep"]] if single else data["sweep"]
+    wnames = [w.name for w in workflows]
+    blocks = []
+    for i, b in enumerate(raw):
+        where: Path_ = ("sweep",) if single else ("sweep", i)
+        blocks.append(_resolve_files(b, where, ctx))
+        _check_block(blocks[-1], where, wnames, ctx)
+    return blocks
+
+
+# -- putting it together -----------------------------------------------------------------------------
+def _read(path: Path) -> _Context:
+    try:
+        return _Context(path, path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no such manifest file") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def parse_document(path: Path) -> tuple[dict[str, Any], _Context]:
+    """Steps 1 to 3: the manifest's data with ``${VAR}`` filled in and typed, checked against the schema."""
+    ctx = _read(path)
+    raw = _read_yaml(ctx)
+    if not isinstance(raw, dict):
+        raise ctx.error("(top level)", "expected a mapping of keys (name, workflows, sweep, ...)")
+    ctx.secrets.update(_secret_values(raw))
+    data = _fill(copy.deepcopy(raw), (), ctx)
+    ctx.secrets.update(_secret_values(data))
+    _convert_filled(data, ctx)
+    _validate(data, ctx)
+    return data, ctx
 
 
 def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Manifest:
-    """Read and check a manifest file; raises ``ManifestError`` with file and key path."""
-    file = Path(path)
-    try:
-        text = file.read_text()
-    except FileNotFoundError:
-        raise ManifestError(f"{file}: no such manifest file") from None
-    except OSError as exc:
-        raise ManifestError(f"{file}: cannot read ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise ManifestError(f"{file}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{file}: (top level): expected a mapping of keys (name, workflows, sweep, ...)")
-    data = _interpolate(raw, [], file)
-    _validate(data, file)
-    base = file.resolve().parent
+    """Read and check a manifest file; raises ``ManifestError`` with file and key path (secrets redacted)."""
+    data, ctx = parse_document(Path(path))
+    backends = _backends(data, ctx)
+    workflows = _workflows(data, backends, ctx)
+    blocks = _blocks(data, workflows, ctx)
     defaults = data.get("defaults") or {}
-    executor = defaults.get("executor", "websocket")
-    concurrency = defaults.get("concurrency", 2)
-
-    backends: list[BackendSpec] = []
-    for i, b in enumerate(data.get("backends") or [{"url": "local"}]):
-        kind = b.get("type", "comfyui")
-        default_url = "https://www.runninghub.ai" if kind == "runninghub" else ""
-        spec = BackendSpec(
-            name=b.get("name") or (kind if kind == "runninghub" else ("local" if b.get("url") == "local" else f"comfyui{i}")),
-            type=kind,
-            url=(b.get("url") or default_url).rstrip("/"),
-            executor=b.get("executor", executor),
-            concurrency=b.get("concurrency", 1 if kind == "runninghub" else concurrency),
-            api_key=b.get("api_key") or None,
-            cookies=b.get("cookies") or None,
-            instance_type=b.get("instance_type"),
-            webhook_url=b.get("webhook_url"),
-            poll_interval=b.get("poll_interval"),
-        )
-        if any(s.name == spec.name for s in backends):
-            raise ManifestError(f"{file}: backends[{i}].name: duplicate backend name {spec.name!r}")
-        backends.append(spec)
-    names = {b.name for b in backends}
-
-    workflows: list[WorkflowSpec] = []
-    for i, w in enumerate(data["workflows"]):
-        src = w["source"]
-        if not (src.isdigit() or src.startswith(("http://", "https://", "webapp:"))):
-            src = str((base / src).resolve())
-        for j, bname in enumerate(w.get("backends") or []):
-            if bname not in names:
-                raise ManifestError(
-                    f"{file}: workflows[{i}].backends[{j}]: no backend named {bname!r}; backends: {', '.join(sorted(names))}"
-                )
-        if any(x.name == w["name"] for x in workflows):
-            raise ManifestError(f"{file}: workflows[{i}].name: duplicate workflow name {w['name']!r}")
-        workflows.append(WorkflowSpec(w["name"], src, w.get("backends")))
-    wnames = {w.name for w in workflows}
-
-    blocks = data["sweep"] if isinstance(data["sweep"], list) else [data["sweep"]]
-    for i, block in enumerate(blocks):
-        targets = block.get("workflow")
-        for t in [targets] if isinstance(targets, str) else (targets or []):
-            if t not in wnames:
-                raise ManifestError(f"{file}: sweep[{i}].workflow: no workflow named {t!r}; workflows: {', '.join(sorted(wnames))}")
-        zipped = block.get("zip") or {}
-        if len({len(v) for v in zipped.values()}) > 1:
-            lengths = ", ".join(f"{k}={len(v)}" for k, v in zipped.items())
-            raise ManifestError(f"{file}: sweep[{i}].zip: lists must have equal lengths ({lengths})")
-        rng = block.get("random")
-        for pname, spec in ((rng or {}).get("params") or {}).items():
-            if "range" in spec and spec["range"][0] > spec["range"][1]:
-                raise ManifestError(f"{file}: sweep[{i}].random.params.{pname}.range: expected [low, high] with low <= high")
-
-    out = Path(output) if output else Path(data.get("output") or Path("output") / data["name"])
     return Manifest(
-        path=file, text=text, name=data["name"], output=out, backends=backends, workflows=workflows, blocks=blocks,
-        timeout=float(defaults.get("timeout", 600.0)), retries=int(defaults.get("retries", 3)),
-        check_nodes=bool(defaults.get("check_nodes", True)), save_previews=bool(defaults.get("save_previews", False)),
+        path=ctx.file, text=ctx.text, name=data["name"], workflows=workflows, backends=backends, blocks=blocks,
+        output=Path(output) if output else Path(data.get("output") or Path("output") / data["name"]),
+        timeout=float(defaults.get("timeout", DEFAULTS.job_timeout)),
+        retries=int(defaults.get("retries", DEFAULTS.retries)),
+        check_nodes=bool(defaults.get("check_nodes", DEFAULTS.check_nodes)),
+        save_previews=bool(defaults.get("save_previews", DEFAULTS.save_previews)),
+        backend_down_limit=float(defaults.get("backend_down_limit", DEFAULTS.backend_down_limit)),
+        report=dict(data.get("report") or {}), description=data.get("description"),
     )

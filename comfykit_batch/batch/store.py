@@ -1,126 +1,198 @@
-"""The output folder of one manifest: files, ``index.json``, and the journal behind it.
+"""The output folder of one manifest: files, a sqlite index, its journal, and ``index.json``.
 
-Each finished job is appended to ``journal.jsonl`` as one flushed line the
-moment it ends, so a crash, a kill or Ctrl-C loses nothing finished. The index
-is rewritten from memory now and then and at the end, atomically (temp file +
-rename), so it is never half-written; a re-run reads index + journal. Every
-file name is made here from the job id and the output variable, never from a
-name the server sent, so nothing can land outside the folder.
+Each finished job is appended to ``journal.jsonl`` as one flushed line the moment it ends, so a
+crash, a kill or Ctrl-C loses nothing finished. The records live in ``index.sqlite`` (WAL), written
+in batches: a batch cut short by a kill is still in the journal, which the next open replays. A
+resume therefore reads only the rows it asks about, never the whole index: a million-job folder
+opens in milliseconds and in a few MB. ``index.json`` (one record per line) is the readable export,
+written by ``flush()``/``close()`` and by ``merge``.
+
+A sharded run (``part=Shard``) keeps its own sqlite and journal in ``parts/0003-of-0064/`` so
+shards never write the same file; it skips a job completed in any part, so the shard count may
+change between runs. The unsharded store folds every part into its own index when it opens
+(that is what ``merge`` does). Every file name is made here from the job id and the output
+variable, never from a name the server sent, so nothing can land outside the folder.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Protocol, TypeVar
 
 from ..files import safe_extension, safe_name, save_stream, sha256_file
+from . import index_db as db
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
+DB = "index.sqlite"
+PARTS = "parts"
 MANIFEST_COPY = "manifest.yaml"
-FLUSH_EVERY = 30.0  # seconds between index rewrites during a run (the journal covers the gap)
+FLUSH_EVERY = 30.0  # seconds between checkpoints (sqlite committed, journal emptied)
+COMMIT_EVERY = 1.0  # seconds a finished job may wait in memory for its sqlite commit (the journal has it)
+COMMIT_ROWS = 1000  # or this many jobs, whichever comes first
+
+logger = logging.getLogger("comfykit_batch.batch.store")
 
 
-class _Entry(NamedTuple):
-    """One job's record as kept in memory: what resuming needs, plus the record as a JSON line.
-
-    A 100,000-job index held as dicts costs hundreds of MB and slows the garbage collector;
-    as strings and flat tuples it is a fraction of that.
-    """
-
-    status: str
-    files: tuple[tuple[str, int, str], ...]  # (relative path, size, sha256)
-    line: str
+class HasId(Protocol):
+    @property
+    def id(self) -> str: ...
 
 
-def _entry(rec: dict[str, Any], line: str | None = None) -> _Entry:
-    files = tuple((f["path"], int(f["size"]), f.get("sha256", "")) for f in rec.get("files") or [])
-    return _Entry(str(rec.get("status")), files, line or json.dumps(rec, ensure_ascii=False, separators=(",", ":"), default=str))
+J = TypeVar("J", bound=HasId)
+
+
+class PartLike(Protocol):
+    """What the store needs of a shard: which of how many."""
+
+    index: int
+    count: int
+
+
+def part_name(part: PartLike) -> str:
+    """``0003-of-0064``: sorts in shard order; the count is part of the name, so N may change."""
+    return f"{part.index:04d}-of-{part.count:04d}"
 
 
 class ResultStore:
-    """Records and files of one manifest's runs; thread-safe."""
+    """Records and files of one manifest's runs (one shard's, with ``part``); thread-safe."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, part: PartLike | None = None) -> None:
         self.root = Path(root).resolve()
         self.name = name
-        self._entries: dict[str, _Entry] = {}
+        self.part = part
+        self._root_sep = str(self.root) + os.sep
+        self.home = self.root / PARTS / part_name(part) if part is not None else self.root
+        self._conn: sqlite3.Connection | None = None
+        self._others: list[sqlite3.Connection] = []
+        self._pending: dict[str, tuple[str, str, int | None, str, str]] = {}
         self._lock = threading.Lock()
         self._journal: Any = None
-        self._last_flush = time.monotonic()
+        self._last_commit = self._last_flush = time.monotonic()
         self._dirty = False
 
     # -- opening ------------------------------------------------------------------
     def open(self, manifest_text: str | None = None) -> ResultStore:
-        self.root.mkdir(parents=True, exist_ok=True)
-        index = self.root / INDEX
-        if index.exists():
-            try:
-                self._load_index(index)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{index}: unreadable index ({exc}); move it away to start over") from None
-        journal = self.root / JOURNAL
-        if journal.exists():
-            for line in journal.read_text(errors="replace").splitlines():
-                try:
-                    rec = json.loads(line)
-                    self._entries[rec["id"]] = _entry(rec, line)
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a kill: that job simply runs again
+        self.home.mkdir(parents=True, exist_ok=True)
+        prepare_root(self.root)  # imports a folder written before sqlite (index.json + journal)
+        if self.part is None:
+            self._conn = db.connect(self.root / DB)
+            from .merge import fold_parts  # merge builds on this module
+
+            if fold_parts(self._conn, self.root):
                 self._dirty = True
+        else:
+            self._conn = db.connect(self.home / DB)
+            if db.replay_journal(self._conn, self.home / JOURNAL):
+                self._dirty = True
+            _truncate(self.home / JOURNAL)
+            self._others = [c for c in (db.connect_ro(p) for p in other_dbs(self.root, self.home)) if c is not None]
         if manifest_text is not None:
-            self._write_atomic(self.root / MANIFEST_COPY, manifest_text)
-        self._journal = open(journal, "a", encoding="utf-8")
+            self._write_manifest(manifest_text)
+        self._journal = open(self.home / JOURNAL, "a", encoding="utf-8")
         return self
 
-    def _load_index(self, index: Path) -> None:
-        """Read the index a line at a time (as this store writes it); any other layout is parsed whole."""
-        with open(index, encoding="utf-8") as fh:
-            first = fh.readline()
-            if first.rstrip().endswith('"jobs": ['):
-                entries: dict[str, _Entry] = {}
-                for raw in fh:
-                    line = raw.rstrip().rstrip(",")
-                    if line in ("]}", ""):
-                        continue
-                    rec = json.loads(line)
-                    entries[rec["id"]] = _entry(rec, line)
-                self._entries.update(entries)
-                return
-        data = json.loads(index.read_text(encoding="utf-8"))  # an index edited or written by hand
-        for rec in data.get("jobs", []):
-            self._entries[rec["id"]] = _entry(rec)
+    def _write_manifest(self, text: str) -> None:
+        if self.part is None:
+            save_stream([text.encode("utf-8")], self.root / MANIFEST_COPY, fsync=True)
+            return
+        # Shards start together: each keeps its own copy; the shared one is written once, by whoever is first.
+        save_stream([text.encode("utf-8")], self.home / MANIFEST_COPY, fsync=True)
+        try:
+            with open(self.root / MANIFEST_COPY, "x", encoding="utf-8") as fh:
+                fh.write(text)
+        except FileExistsError:
+            pass
 
     # -- queries -----------------------------------------------------------------------
+    def _row(self, job_id: str) -> tuple[str, int | None, str] | None:
+        """(status, transient, files) of a job from this part, else from any other part."""
+        with self._lock:
+            p = self._pending.get(job_id)
+            if p is not None:
+                return p[1], p[2], p[3]
+            row = db.find(self._conn, job_id) if self._conn is not None else None
+        if (row is not None and row[0] == "completed") or not self._others:
+            return row
+        for other in self._others:  # a completed record anywhere wins over a failed one
+            found = db.find(other, job_id)
+            if found is not None and (row is None or found[0] == "completed"):
+                row = found
+                if found[0] == "completed":
+                    break
+        return row
+
     def __len__(self) -> int:
-        return len(self._entries)
+        """Jobs recorded in this store's own index (for a shard: its part only)."""
+        with self._lock:
+            self._commit_locked()
+            return db.count(self._conn)
+
+    def contains(self, job_id: str) -> bool:
+        """A record exists for this job (here or in another part)."""
+        return self._row(job_id) is not None
 
     def ids(self) -> set[str]:
-        return set(self._entries)
+        """Every recorded id of this store's own index; a set of a million ids costs ~100 MB: prefer ``contains``."""
+        return set(self.iter_ids())
+
+    def iter_ids(self) -> Iterator[str]:
+        """Every recorded id of this store's own index, streamed in first-recorded order."""
+        return db.ids(self._reader())
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """A connection of its own for a long walk, so record() is never blocked behind it."""
+        with self._lock:
+            self._commit_locked()
+        return db.connect_ro(self.home / DB)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The full record of a job, or None."""
-        e = self._entries.get(job_id)
-        return json.loads(e.line) if e else None
+        with self._lock:
+            p = self._pending.get(job_id)
+            if p is not None:
+                return dict(json.loads(p[4]))
+            line = db.line(self._conn, job_id) if self._conn is not None else None
+        for other in self._others if line is None else ():
+            line = db.line(other, job_id)
+            if line is not None:
+                break
+        return json.loads(line) if line is not None else None
 
     def status(self, job_id: str) -> str | None:
-        e = self._entries.get(job_id)
-        return e.status if e else None
+        row = self._row(job_id)
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        """``{status: jobs}`` of this store's own index (the unsharded store includes every part)."""
+        with self._lock:
+            self._commit_locked()
+            return db.counts(self._conn)
+
+    def failed_ids(self, transient: bool | None = None) -> Iterator[str]:
+        """Ids of failed jobs; ``transient`` selects by the failure's ``error.transient`` (None: all)."""
+        return db.failed_ids(self._reader(), transient)
 
     def is_complete(self, job_id: str, *, verify: bool = False) -> bool:
         """Completed earlier and its files are still there (same size; same hash with ``verify``)."""
-        e = self._entries.get(job_id)
-        if not e or e.status != "completed":
-            return False
-        for rel, size, sha in e.files:
-            path = os.path.join(self.root, rel)
+        row = self._row(job_id)
+        return row is not None and row[0] == "completed" and self._files_ok(row[2], verify)
+
+    def _files_ok(self, files: str, verify: bool) -> bool:
+        """Every file of a completed job is there with its size (and hash, with ``verify``)."""
+        for entry in files.split("\n") if files else ():
+            rel, size, sha = entry.split("\t")
+            path = self._root_sep + rel
             try:
-                if os.stat(path).st_size != size:
+                if os.stat(path).st_size != int(size):
                     return False
             except OSError:
                 return False
@@ -130,9 +202,40 @@ class ResultStore:
 
     def settled(self, job_id: str, *, retry_failed: bool = False, verify: bool = False) -> bool:
         """Nothing to do for this job: completed with its files, or failed and not to be retried."""
-        if self.is_complete(job_id, verify=verify):
-            return True
-        return not retry_failed and self.status(job_id) == "failed"
+        return self._settled_row(self._row(job_id), retry_failed, verify)
+
+    def _settled_row(self, row: tuple[str, int | None, str] | None, retry_failed: bool, verify: bool) -> bool:
+        if row is None:
+            return False
+        if row[0] == "completed":
+            return self._files_ok(row[2], verify)
+        return not retry_failed and row[0] == "failed"
+
+    def settled_many(self, job_ids: Sequence[str], *, retry_failed: bool = False, verify: bool = False) -> list[bool]:
+        """``settled`` for many jobs at once (one query per few hundred ids: what makes a resume fast)."""
+        rows = self._rows(job_ids)
+        return [self._settled_row(rows.get(i), retry_failed, verify) for i in job_ids]
+
+    def walk(self, jobs: Iterable[J], *, retry_failed: bool = False, verify: bool = False, chunk: int = 512,
+             ) -> Iterator[tuple[J, bool]]:
+        """``(job, settled)`` for each job (anything with an ``id``), in order, looked up a chunk at a time."""
+        it = iter(jobs)
+        while batch := list(itertools.islice(it, chunk)):
+            flags = self.settled_many([j.id for j in batch], retry_failed=retry_failed, verify=verify)
+            yield from zip(batch, flags, strict=True)
+
+    def _rows(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
+        with self._lock:
+            self._commit_locked()
+            rows = db.find_many(self._conn, job_ids) if self._conn is not None else {}
+        for other in self._others:  # a completed record anywhere wins over a failed one
+            wanted = [i for i in job_ids if i not in rows or rows[i][0] != "completed"]
+            if not wanted:
+                break
+            for i, found in db.find_many(other, wanted).items():
+                if i not in rows or found[0] == "completed":
+                    rows[i] = found
+        return rows
 
     def path_for(self, workflow: str, job_id: str, var: str, n: int, server_name: str) -> Path:
         """Where one output file goes: ``files/<workflow>/<job>_<var>[_n].<ext>``, always inside root."""
@@ -150,47 +253,136 @@ class ResultStore:
 
     # -- writing -----------------------------------------------------------------------
     def record(self, rec: dict[str, Any]) -> None:
-        """Keep one job's outcome: journal line now, index later."""
-        entry = _entry(rec)
+        """Keep one job's outcome: journal line now (the crash guarantee), sqlite in the next batch."""
+        row = db.row_of(rec)
         with self._lock:
-            self._entries[rec["id"]] = entry
-            self._dirty = True
-            self._journal.write(entry.line + "\n")
+            self._journal.write(row[4] + "\n")
             self._journal.flush()
-            due = time.monotonic() - self._last_flush > FLUSH_EVERY
-        if due:
-            self.flush()
+            self._pending[row[0]] = row
+            self._dirty = True
+            now = time.monotonic()
+            if len(self._pending) >= COMMIT_ROWS or now - self._last_commit > COMMIT_EVERY:
+                self._commit_locked()
+            if now - self._last_flush > FLUSH_EVERY:
+                self._checkpoint_locked()
 
-    def flush(self) -> Path:
-        """Rewrite index.json atomically from memory, then empty the journal it now contains."""
+    def _commit_locked(self) -> None:
+        if self._pending and self._conn is not None:
+            db.upsert(self._conn, self._pending.values())
+            self._pending.clear()
+        self._last_commit = time.monotonic()
+
+    def _checkpoint_locked(self) -> None:
+        """Everything in sqlite: the journal may be emptied."""
+        self._commit_locked()
+        if self._journal is not None:
+            self._journal.truncate(0)
+            self._journal.seek(0)
+        self._last_flush = time.monotonic()
+
+    def flush(self, *, force: bool = False) -> Path:
+        """Commit, empty the journal, and export ``index.json`` (this part's, for a shard) atomically."""
         with self._lock:
-            if not self._dirty and (self.root / INDEX).exists():
-                return self.root / INDEX
-            head = json.dumps({"manifest": self.name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})[:-1]
-
-            def chunks() -> Iterator[bytes]:
-                # One job per line: readable, diff-able, streamed (never the whole index in memory twice).
-                yield f'{head}, "jobs": [\n'.encode()
-                n = len(self._entries)
-                for i, e in enumerate(self._entries.values(), 1):
-                    yield (e.line + (",\n" if i < n else "\n")).encode("utf-8")
-                yield b"]}\n"
-
-            path = save_stream(chunks(), self.root / INDEX, fsync=True).path
+            self._checkpoint_locked()
+            index = self.home / INDEX
+            if not (self._dirty or force) and index.exists():
+                return index
+            path = export_index(self._conn, self.name, index)
             self._dirty = False
-            if self._journal is not None:
-                self._journal.truncate(0)
-                self._journal.seek(0)
-            self._last_flush = time.monotonic()
             return path
 
     def close(self) -> None:
+        if self._conn is None:
+            return
         self.flush()
         with self._lock:
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
+            for c in [self._conn, *self._others]:
+                c.close()
+            self._conn, self._others = None, []
 
-    @staticmethod
-    def _write_atomic(path: Path, text: str) -> Path:
-        return save_stream([text.encode("utf-8")], path, fsync=True).path
+
+def export_index(conn: sqlite3.Connection | None, name: str, dest: Path) -> Path:
+    """Stream the records to ``dest`` as one JSON document, one job per line, in first-recorded order."""
+    head = json.dumps({"manifest": name, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})[:-1]
+
+    def chunks() -> Iterator[bytes]:
+        yield f'{head}, "jobs": [\n'.encode()
+        first = True
+        for line in db.lines(conn) if conn is not None else ():
+            yield ((b"" if first else b",\n") + line.encode("utf-8"))
+            first = False
+        yield b"\n]}\n" if not first else b"]}\n"
+
+    return save_stream(chunks(), dest, fsync=True).path
+
+
+def prepare_root(root: Path) -> None:
+    """Make sure the folder's own sqlite exists and holds what older runs left (index.json, journal).
+
+    Done under sqlite's write lock, so shards starting together import it once; the root journal is
+    emptied only after its lines are committed.
+    """
+    conn = db.connect(root / DB)
+    try:
+        with db.exclusive(conn):
+            if db.get_meta(conn, "imported") is None:
+                n = _import_legacy_index(conn, root / INDEX)
+                db.set_meta(conn, "imported", "1")
+                if n:
+                    logger.info("imported %d records from %s", n, root / INDEX)
+        if db.replay_journal(conn, root / JOURNAL):
+            logger.info("replayed %s", root / JOURNAL)
+        _truncate(root / JOURNAL)
+    finally:
+        conn.close()
+
+
+def _import_legacy_index(conn: sqlite3.Connection, index: Path) -> int:
+    if not index.exists():
+        return 0
+    try:
+        rows = [db.row_of(rec, line) for rec, line in read_index(index)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{index}: unreadable index ({exc}); move it away to start over") from None
+    db.upsert(conn, rows, commit=False)
+    return len(rows)
+
+
+def read_index(index: Path) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """(record, its line) from an index.json: a line at a time when in this store's layout, else parsed whole."""
+    with open(index, encoding="utf-8") as fh:
+        first = fh.readline()
+        if first.rstrip().endswith('"jobs": ['):
+            for raw in fh:
+                line = raw.rstrip().rstrip(",")
+                if line in ("]}", ""):
+                    continue
+                yield json.loads(line), line
+            return
+    data = json.loads(index.read_text(encoding="utf-8"))  # an index edited or written by hand
+    for rec in data.get("jobs", []):
+        yield rec, None
+
+
+def part_dirs(root: Path) -> list[Path]:
+    """Every shard's folder under ``root/parts`` that holds an index or a journal."""
+    base = Path(root) / PARTS
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and ((p / DB).exists() or (p / JOURNAL).exists()))
+
+
+def other_dbs(root: Path, home: Path) -> list[Path]:
+    """The indexes a shard consults for jobs it has not recorded itself: the folder's and the other parts'."""
+    found = [root / DB] if (root / DB).exists() and home != root else []
+    return found + [p / DB for p in part_dirs(root) if p != home and (p / DB).exists()]
+
+
+def _truncate(path: Path) -> None:
+    if path.exists() and path.stat().st_size:
+        with open(path, "r+", encoding="utf-8") as fh:
+            fh.truncate(0)
+

@@ -5,19 +5,30 @@ random samples, the seeds, the repeats). A job is addressed by its index in
 that product (mixed radix), so a million-job sweep costs no memory, the count
 is arithmetic, and the same manifest always yields the same jobs in the same
 order with the same ids: that is what makes resuming possible.
+
+``exclude`` rules are counted without walking the product where they allow it
+(see ``block_count``): a rule fixes a few parameters, so only the axes that set
+those parameters need enumerating; the rest multiply.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 Axis = tuple[int, Callable[[int], dict[str, Any]]]
+#: called as ``on_progress(done, total)`` while a count has to walk the combinations
+CountProgress = Callable[[int, int], None]
+#: enumerate at most this many combinations of coupled axes before walking the whole product instead
+ENUMERATION_LIMIT = 2_000_000
+PROGRESS_EVERY = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,20 @@ def _random_axis(spec: Mapping[str, Any]) -> Axis:
     return spec["samples"], sample
 
 
+def axis_labels(block: Mapping[str, Any]) -> list[tuple[str, frozenset[str]]]:
+    """(label, parameter names it sets) for each axis of ``block_axes``, in the same order."""
+    out = [(f"grid.{k}", frozenset({k})) for k in block.get("grid") or {}]
+    if block.get("zip"):
+        out.append(("zip(" + ", ".join(block["zip"]) + ")", frozenset(block["zip"])))
+    if block.get("cases"):
+        out.append(("cases", frozenset().union(*(set(c) for c in block["cases"]))))
+    if block.get("random"):
+        out.append(("random(" + ", ".join(sorted(block["random"]["params"])) + ")", frozenset(block["random"]["params"])))
+    if block.get("seeds"):
+        out.append((f"seeds.{block['seeds']['param']}", frozenset({block["seeds"]["param"]})))
+    return out
+
+
 def block_axes(block: Mapping[str, Any]) -> list[Axis]:
     """The axes of one block, slowest-varying first: grid keys, zip, cases, random, seeds."""
     axes: list[Axis] = []
@@ -89,6 +114,112 @@ def _excluded(params: Mapping[str, Any], rules: list[Mapping[str, Any]]) -> bool
     return any(all(k in params and params[k] == v for k, v in rule.items()) for rule in rules)
 
 
+def _combinations(block: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The parameters of every combination of one block, in sweep order, before ``exclude``."""
+    axes = block_axes(block)
+    sizes = [n for n, _ in axes]
+    fixed = dict(block.get("params") or {})
+    for index in range(math.prod(sizes)):
+        params = dict(fixed)
+        rest = index
+        digits = []
+        for n in reversed(sizes):
+            rest, d = divmod(rest, n)
+            digits.append(d)
+        for (_, get), d in zip(axes, reversed(digits), strict=False):
+            params.update(get(d))
+        yield params
+
+
+def _groups(block: Mapping[str, Any], rule_keys: set[str]) -> list[list[int]]:
+    """Axes that set a ruled parameter, grouped so that axes setting the same parameter are together."""
+    labels = axis_labels(block)
+    groups: list[tuple[set[str], list[int]]] = []
+    for i, (_, keys) in enumerate(labels):
+        mine = set(keys) & rule_keys
+        if not mine:
+            continue
+        joined = [g for g in groups if g[0] & mine]
+        merged = (mine.union(*(g[0] for g in joined)), sorted([i, *(j for g in joined for j in g[1])]))
+        groups = [g for g in groups if g not in joined] + [merged]
+    return [g[1] for g in groups]
+
+
+def _group_masks(block: Mapping[str, Any], group: list[int], rules: list[Mapping[str, Any]], keys: set[str]) -> Counter[int]:
+    """How many combinations of the group's axes leave each set of rules (a bit mask) still matching."""
+    axes = block_axes(block)
+    fixed = {k: v for k, v in (block.get("params") or {}).items() if k in keys}
+    wanted = [{k: v for k, v in r.items() if k in keys} for r in rules]
+    masks: Counter[int] = Counter()
+    for digits in itertools.product(*(range(axes[a][0]) for a in group)):
+        values = dict(fixed)
+        for a, d in zip(group, digits, strict=True):
+            values.update(axes[a][1](d))
+        mask = 0
+        for bit, rule in enumerate(wanted):
+            if all(k in values and values[k] == v for k, v in rule.items()):
+                mask |= 1 << bit
+        masks[mask] += 1
+    return masks
+
+
+def _count_arithmetic(block: Mapping[str, Any], rules: list[Mapping[str, Any]]) -> int | None:
+    """Combinations left after ``rules``, or None when the coupled axes are too many to enumerate.
+
+    A combination is dropped when some rule matches in every group of axes; the count of
+    combinations where no rule survives all groups is a product over groups of rule masks
+    (inclusion-exclusion done by the masks, so overlapping rules are counted once).
+    """
+    sizes = [n for n, _ in block_axes(block)]
+    fixed = block.get("params") or {}
+    settable = set(fixed).union(*(k for _, k in axis_labels(block)))
+    axis_keys = set().union(*(k for _, k in axis_labels(block)))
+    # a rule naming a parameter nothing sets never matches; one whose fixed-only values differ neither
+    live = [r for r in rules if set(r) <= settable
+            and all(fixed[k] == v for k, v in r.items() if k not in axis_keys)]
+    if not live:
+        return math.prod(sizes)
+    groups = _groups(block, set().union(*(set(r) for r in live)))
+    if any(math.prod(sizes[a] for a in g) > ENUMERATION_LIMIT for g in groups):
+        return None
+    outside = math.prod(n for i, n in enumerate(sizes) if not any(i in g for g in groups))
+    dist: Counter[int] = Counter({(1 << len(live)) - 1: 1})
+    for group in groups:
+        keys = set().union(*(axis_labels(block)[a][1] for a in group))
+        masks = _group_masks(block, group, live, keys)
+        if len(dist) * len(masks) > ENUMERATION_LIMIT:
+            return None
+        nxt: Counter[int] = Counter()
+        for m1, c1 in dist.items():
+            for m2, c2 in masks.items():
+                nxt[m1 & m2] += c1 * c2
+        dist = nxt
+    return dist[0] * outside
+
+
+def block_count(block: Mapping[str, Any], on_progress: CountProgress | None = None) -> int:
+    """Combinations of one block after ``exclude``, for one workflow and one repeat.
+
+    Arithmetic where the rules allow; otherwise the combinations are walked, with
+    ``on_progress(done, total)`` called every few tens of thousands.
+    """
+    rules = list(block.get("exclude") or [])
+    total = math.prod(n for n, _ in block_axes(block))
+    if not rules or not total:
+        return total
+    counted = _count_arithmetic(block, rules)
+    if counted is not None:
+        return counted
+    kept = 0
+    for done, params in enumerate(_combinations(block), 1):
+        kept += not _excluded(params, rules)
+        if on_progress is not None and done % PROGRESS_EVERY == 0:
+            on_progress(done, total)
+    if on_progress is not None:
+        on_progress(total, total)
+    return kept
+
+
 class Sweep:
     """All jobs of a manifest's sweep blocks, for the given workflows (name -> fingerprint)."""
 
@@ -96,25 +227,35 @@ class Sweep:
         self.blocks = blocks
         self.fingerprints = dict(fingerprints)
 
-    def _targets(self, block: Mapping[str, Any]) -> list[str]:
+    def targets(self, block: Mapping[str, Any]) -> list[str]:
+        """The workflows a block runs (every workflow when it names none)."""
         w = block.get("workflow")
         if w is None:
             return list(self.fingerprints)
         return [w] if isinstance(w, str) else list(w)
+
+    _targets = targets
 
     def upper_bound(self) -> int:
         """Job count before ``exclude`` rules: arithmetic, instant for any size."""
         total = 0
         for block in self.blocks:
             size = math.prod(n for n, _ in block_axes(block)) * block.get("repeat", 1)
-            total += size * len(self._targets(block))
+            total += size * len(self.targets(block))
         return total
 
-    def count(self) -> int:
-        """Exact job count (walks the sweep only when exclude rules need it)."""
-        if not any(b.get("exclude") for b in self.blocks):
-            return self.upper_bound()
-        return sum(1 for _ in self)
+    def count_by_workflow(self, on_progress: CountProgress | None = None) -> dict[str, int]:
+        """Exact job count per workflow (arithmetic where the exclude rules allow, see ``block_count``)."""
+        out = dict.fromkeys(self.fingerprints, 0)
+        for block in self.blocks:
+            n = block_count(block, on_progress) * block.get("repeat", 1)
+            for wf in self.targets(block):
+                out[wf] = out.get(wf, 0) + n
+        return out
+
+    def count(self, on_progress: CountProgress | None = None) -> int:
+        """Exact job count."""
+        return sum(self.count_by_workflow(on_progress).values())
 
     def param_sets(self) -> Iterator[tuple[str, list[str]]]:
         """(workflow, parameter names) for every shape of job a block produces, for validation."""
@@ -125,28 +266,17 @@ class Sweep:
             if block.get("seeds"):
                 axes_keys.add(block["seeds"]["param"])
             shapes = [set(c) for c in block.get("cases") or [{}]]
-            for wf in self._targets(block):
+            for wf in self.targets(block):
                 for shape in shapes:
                     yield wf, sorted(fixed | axes_keys | shape)
 
     def __iter__(self) -> Iterator[Job]:
         for block in self.blocks:
-            axes = block_axes(block)
-            sizes = [n for n, _ in axes]
             repeat = block.get("repeat", 1)
-            fixed = dict(block.get("params") or {})
             rules = block.get("exclude") or []
-            for wf in self._targets(block):
+            for wf in self.targets(block):
                 fp = self.fingerprints[wf]
-                for index in range(math.prod(sizes)):
-                    params = dict(fixed)
-                    rest = index
-                    digits = []
-                    for n in reversed(sizes):
-                        rest, d = divmod(rest, n)
-                        digits.append(d)
-                    for (_, get), d in zip(axes, reversed(digits), strict=False):
-                        params.update(get(d))
+                for params in _combinations(block):
                     if rules and _excluded(params, rules):
                         continue
                     for r in range(repeat):

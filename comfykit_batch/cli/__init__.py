@@ -5,17 +5,20 @@ and prints; it is the only part of the project that prints or configures
 logging. Each subcommand lives in its own module with a ``main(argv) -> int``;
 bad input is raised as a ``ComfyKitError`` and printed here as one line.
 
-Exit codes: 0 all done, 1 some jobs failed, 2 manifest or usage error, 130 interrupted.
+Exit codes: 0 all done; 1 some jobs failed or could not run, or the run stopped
+(disk full, the managed server would not start, an internal error); 2 manifest
+or usage error (nothing ran); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import ComfyKitError, LocalServerError
+from ..errors import ComfyKitError, LocalServerError, StorageError
 
 #: subcommand -> module (in this package) whose ``main(argv)`` runs it; anything else is a manifest to run
 SUBCOMMANDS: dict[str, str] = {
@@ -40,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalServerError as exc:
         print(f"error: the managed local ComfyUI could not start: {exc}", file=sys.stderr)
         return 1
+    except StorageError as exc:  # the run started and stopped: what finished is kept, a re-run resumes
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ComfyKitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -49,3 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `--dry-run | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the -vv log
+        logging.getLogger("comfykit_batch.cli").debug("internal error", exc_info=True)
+        print(f"error: internal error ({type(exc).__name__}: {exc}); run again with -vv for the traceback and please "
+              "report it", file=sys.stderr)
+        return 1

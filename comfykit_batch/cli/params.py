@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
 
-from ..sources import load_workflow
+from ..executors.factory import create_executor
+from ..local_comfyui import LocalComfyUI, default_home
+from ..sources import resolve_workflow
+from ..workflow import Workflow
+from .args import Parser
 
 
 def _params_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="comfykit-batch list-params",
+    p = Parser(prog="comfykit-batch list-params",
                                 description="List a workflow's parameters (from the $ markers in its node titles).")
     p.add_argument("workflow", help="API-format workflow: path or http(s) URL")
-    p.add_argument("--server", metavar="URL", help="a ComfyUI server whose /object_info gives exact types and choices")
+    p.add_argument("--server", metavar="URL",
+                   help="a ComfyUI server whose /object_info gives exact types and choices ('local': the managed one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
 
@@ -23,13 +30,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def list_params(args: argparse.Namespace) -> int:
-    wf = load_workflow(args.workflow)
-    if args.server:
-        from ..kit import make_comfyui_executor
-
-        with make_comfyui_executor(args.server) as ex:
-            ex.prepare(wf)
-    rows = [p.to_dict() for p in wf.parameters.values()]
+    wf = resolve_workflow(args.workflow)
+    rows = _rows(wf, args.server)
     if args.json:
         print(json.dumps({"parameters": rows, "outputs": wf.output_names}, indent=2, ensure_ascii=False))
         return 0
@@ -49,3 +51,27 @@ def list_params(args: argparse.Namespace) -> int:
     if wf.output_names:
         print("outputs: " + ", ".join(f"{v} (node {k})" for k, v in wf.output_names.items()))
     return 0
+
+
+def _rows(wf: Workflow, server: str | None) -> list[dict[str, Any]]:
+    """The parameters, with the server's exact types and choices when a server is named."""
+    rows = [p.to_dict() for p in wf.parameters.values()]
+    if not server:
+        return rows
+    with ExitStack() as stack:
+        url = server
+        if server == "local":
+            url = stack.enter_context(LocalComfyUI(default_home() / "server")).url
+        ex = stack.enter_context(create_executor(url))
+        ex.check()
+        ex.prepare(wf)
+        types = ex.types_for(wf)
+    for row in rows:
+        t = types.get(row["name"])
+        if t is not None:
+            row["type"] = t.type
+            if t.choices is not None:
+                row["choices"] = list(t.choices)
+            if t.min is not None or t.max is not None:
+                row["range"] = [t.min, t.max]
+    return rows

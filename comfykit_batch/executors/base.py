@@ -3,6 +3,19 @@
 An executor runs one bound workflow on one backend and can fetch the files it
 produced. It is blocking and thread-safe: the batch runner calls ``execute``
 from several threads at once, up to ``concurrency`` per executor.
+
+The error contract (what each method may raise) is the same for every
+executor, so nothing above this layer imports a concrete executor module:
+
+- bad input: ``ParameterError``/``WorkflowError`` (and ``MissingNodesError``
+  from ``prepare``), before anything is submitted;
+- backend trouble: ``BackendError`` (``transient`` says whether asking again
+  may help) and its subclass ``AuthError``, from ``check``, ``prepare``,
+  ``types_for`` and ``download``;
+- ``execute`` never raises for a remote failure: it returns a failed
+  ``ExecuteResult`` whose ``failure.kind`` says what happened (see ``result``).
+
+No exception of ``requests``, ``websocket`` or the socket layer escapes.
 """
 
 from __future__ import annotations
@@ -31,6 +44,9 @@ class ProgressEvent:
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
+#: parameter name -> the server's type for it (``workflow.InputType``: type, choices, min, max)
+InputTypes = Mapping[str, Any]
+
 
 class Executor(abc.ABC):
     """Runs workflows on one backend. Subclasses are the only code that talks to servers."""
@@ -40,12 +56,30 @@ class Executor(abc.ABC):
     #: how many jobs to keep in flight on this backend by default
     concurrency: int = 2
 
+    def check(self) -> None:
+        """A cheap probe that the backend answers and accepts our credentials (a few seconds at most).
+
+        Raises ``AuthError`` (credentials missing or refused) or ``BackendError``
+        whose message names the URL (display form, no secrets), the reason and
+        the fix. Default: nothing to check.
+        """
+
     def prepare(self, workflow: Workflow) -> None:
         """Check a workflow against the backend before any job of it is submitted.
 
-        Raises ``MissingNodesError`` for node classes the backend lacks and may
-        refine parameter types from the backend's schema. Default: nothing to check.
+        Raises ``MissingNodesError`` for node classes the backend lacks, and
+        ``BackendError``/``AuthError`` when the backend cannot be asked. Fills
+        the cache ``types_for`` reads. Default: nothing to check.
         """
+
+    def types_for(self, workflow: Workflow) -> InputTypes:
+        """The backend's input types for this workflow's parameters (empty when the backend has no schema).
+
+        Learned once per executor and workflow fingerprint, and never written
+        into ``workflow``: one workflow runs on backends whose model lists
+        differ. Raises ``BackendError``/``AuthError`` when they cannot be read.
+        """
+        return {}
 
     @abc.abstractmethod
     def execute(
@@ -59,13 +93,20 @@ class Executor(abc.ABC):
     ) -> ExecuteResult:
         """Run one job to its end. Bad input raises; remote failures return ``status="failed"``.
 
-        ``timeout`` bounds the whole call; when it passes, or ``cancel`` is set,
-        the remote job is interrupted or cancelled before returning.
+        Raises only ``ParameterError``/``WorkflowError`` (values checked against
+        ``types_for`` before anything is submitted). ``timeout`` bounds the
+        whole call, each request included; when it passes, or ``cancel`` is
+        set, the remote job is interrupted or cancelled before returning.
         """
 
     @abc.abstractmethod
     def download(self, file: OutputFile, dest: Path) -> Saved:
-        """Stream one output file to ``dest`` (atomically), returning its size and hash."""
+        """Stream one output file to ``dest`` (atomically), returning its size and hash.
+
+        Raises ``BackendError`` (transient for a dropped connection or a 5xx;
+        not for a file the server does not have); nothing is left under ``dest``
+        then. ``OSError`` from the local disk passes through unchanged.
+        """
 
     def close(self) -> None:
         """Release connections and threads."""

@@ -1,43 +1,46 @@
 """ComfyUI's HTTP routes, one method each, over one pooled ``requests.Session``.
 
 Both ComfyUI executors stand on this. It knows the protocol (envelopes, error
-shapes, auth headers), not job semantics. Redirects are never followed: a
+shapes, auth headers), not job semantics, and raises only the package's
+``BackendError`` family (see ``transport``). Redirects are never followed: a
 ComfyUI-Login server answers 302 to /login, which is an auth failure, and
-following redirects could carry credentials to another host.
+following redirects could carry credentials to another host. Cookies are sent
+as a ``Cookie`` header to this server only: a cookie jar's domain matching
+drops them for ``localhost`` and single-label hosts (``comfyui``, ``gpu1``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import ConfigError
+from ..errors import AuthError, BackendError, ConfigError
 from ..fetch import fetch_bytes
+from .transport import Redactor, check_url, http_status_error, mapped, read_timeout
 
 JsonDict = dict[str, Any]
 
-
-class TransportError(Exception):
-    """The server could not be reached or answered nonsense; the job may succeed elsewhere or later."""
-
-
-class AuthError(TransportError):
-    """The server wants credentials we do not have (401/403, or a redirect to a login page)."""
+#: the reachability probe's limit: a server that cannot answer /system_stats in this is not usable
+CHECK_TIMEOUT = 5.0
 
 
-class PromptRejected(Exception):
-    """POST /prompt answered 400: the server validated the prompt and refused it."""
+class PromptRejected(BackendError):
+    """POST /prompt refused the prompt (400, or 200 with ``node_errors``): asking again will not help."""
 
-    def __init__(self, message: str, error: JsonDict, node_errors: JsonDict) -> None:
-        super().__init__(message)
-        self.error = error
-        self.node_errors = node_errors
+    def __init__(self, message: str, error: Mapping[str, Any], node_errors: Mapping[str, Any], *,
+                 backend: str | None = None, queued: bool = False) -> None:
+        super().__init__(message, transient=False, backend=backend)
+        self.error = dict(error)
+        self.node_errors = dict(node_errors)
+        #: True for a 200 with node_errors: the outputs that validated are queued and must be removed
+        self.queued = queued
 
 
 def parse_cookies(cookies: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -50,7 +53,7 @@ def parse_cookies(cookies: str | Mapping[str, str] | None) -> dict[str, str]:
     if text.startswith(("http://", "https://")):
         try:
             text = fetch_bytes(text).decode("utf-8", "replace").strip()
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:
             raise ConfigError(f"could not fetch the cookies from their URL ({type(exc).__name__})") from None
     if text.startswith("{"):
         try:
@@ -70,23 +73,42 @@ def parse_cookies(cookies: str | Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def cookie_header(cookies: Mapping[str, str]) -> str | None:
+    """The ``Cookie`` header value for these cookies (both transports send exactly this)."""
+    return "; ".join(f"{k}={v}" for k, v in cookies.items()) or None
+
+
 def format_node_errors(error: Mapping[str, Any], node_errors: Mapping[str, Any]) -> str:
     """One readable line from a 400 answer: each failing node, its class, input and reason."""
     parts = []
     for nid, entry in (node_errors or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
         cls = entry.get("class_type", "?")
         for e in entry.get("errors", []) or []:
-            inp = (e.get("extra_info") or {}).get("input_name")
+            if not isinstance(e, Mapping):
+                continue
+            inp = (e.get("extra_info") or {}).get("input_name") if isinstance(e.get("extra_info"), Mapping) else None
             where = f"node {nid} ({cls})" + (f" input '{inp}'" if inp else "")
-            detail = e.get("details") or ""
-            msg = e.get("message") or e.get("type") or "invalid"
+            detail = str(e.get("details") or "")
+            msg = str(e.get("message") or e.get("type") or "invalid")
             parts.append(f"{where}: {msg}" + (f" ({detail})" if detail and detail not in msg else ""))
-    head = (error or {}).get("message") or (error or {}).get("type") or "prompt rejected"
+    head = str((error or {}).get("message") or (error or {}).get("type") or "prompt rejected")
     return head.rstrip(".") + (": " + "; ".join(parts) if parts else "")
 
 
+def _rejection(data: Any, fallback: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(error, node_errors) of a /prompt answer, whatever its shape."""
+    data = data if isinstance(data, Mapping) else {}
+    error = data.get("error") or {}
+    if not isinstance(error, Mapping):
+        error = {"message": str(error)}
+    node_errors = data.get("node_errors") or {}
+    return (error or {"message": fallback}), (node_errors if isinstance(node_errors, Mapping) else {})
+
+
 class ComfyUIClient:
-    """Thin wrapper of the ComfyUI routes used by the executors."""
+    """Thin wrapper of the ComfyUI routes used by the executors; raises only ``BackendError``/``AuthError``."""
 
     def __init__(
         self,
@@ -97,17 +119,12 @@ class ComfyUIClient:
         pool_size: int = 16,
         timeout: tuple[float, float] = (5.0, 60.0),
     ) -> None:
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"ComfyUI URL must be http(s)://host[:port], got {base_url!r}")
-        if parsed.query or parsed.fragment:
-            raise ConfigError("ComfyUI URL must not carry a query or fragment; pass tokens as api_key")
-        self.base_url = base_url.rstrip("/")
-        # What logs, errors and the index may show: no user:password@, no query (tokens live there).
-        host = parsed.hostname or ""
-        self.display_url = f"{parsed.scheme}://{host}" + (f":{parsed.port}" if parsed.port else "") + parsed.path.rstrip("/")
+        url = check_url(base_url, "ComfyUI")
+        self.base_url, self.display_url, self.host = url.base, url.display, url.host
         self.api_key = api_key
         self.timeout = timeout
+        self.cookies = parse_cookies(cookies)
+        self.redact = Redactor([api_key, *self.cookies.values()])
         self.session = requests.Session()
         self.session.trust_env = False  # never route a local server through a proxy from the environment
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
@@ -115,90 +132,111 @@ class ComfyUIClient:
         self.session.mount("https://", adapter)
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
-        self.cookies = parse_cookies(cookies)
-        for k, v in self.cookies.items():
-            self.session.cookies.set(k, v, domain=parsed.hostname or "")
+        header = cookie_header(self.cookies)
+        if header:  # only ever sent to base_url: redirects are refused, foreign URLs never requested
+            self.session.headers["Cookie"] = header
         self._object_info: JsonDict | None = None
         self._object_info_lock = threading.Lock()
 
     # -- plumbing --------------------------------------------------------------
-    def _request(self, method: str, path: str, **kw: Any) -> requests.Response:
-        kw.setdefault("timeout", self.timeout)
+    def _request(self, method: str, path: str, *, read: float | None = None, deadline: float | None = None,
+                 connect: float | None = None, **kw: Any) -> requests.Response:
+        read = read_timeout(read or self.timeout[1], deadline, time.monotonic())
+        kw["timeout"] = (min(connect or self.timeout[0], read), read)
         kw.setdefault("allow_redirects", False)
-        try:
+        with mapped(f"{method} {path.split('?')[0]}", self.display_url):
             r = self.session.request(method, self.base_url + path, **kw)
-        except requests.RequestException as exc:
-            raise TransportError(f"{method} {path}: {type(exc).__name__}: {_short(exc)}") from None
         if r.is_redirect or (r.status_code in (401, 403) and not path.startswith("/view")):
             where = r.headers.get("Location", "")
+            r.close()
             raise AuthError(
-                f"{method} {path}: HTTP {r.status_code}"
-                + (" (redirect to a login page: set api_key or cookies)" if "login" in where else " (authentication required)")
+                f"{self.display_url}: {method} {path.split('?')[0]}: HTTP {r.status_code}"
+                + (" (redirect to a login page: set api_key or cookies)" if "login" in where
+                   else " (redirect refused: credentials are never sent to another URL)" if r.is_redirect
+                   else " (authentication required: set api_key or cookies)"),
+                backend=self.display_url,
             )
         return r
 
-    def _json(self, method: str, path: str, **kw: Any) -> Any:
-        r = self._request(method, path, **kw)
+    def _decode(self, r: requests.Response, doing: str) -> Any:
         if r.status_code >= 400:
-            raise TransportError(f"{method} {path}: HTTP {r.status_code}: {r.text[:200]}")
-        try:
-            return r.json()
-        except ValueError:
-            raise TransportError(f"{method} {path}: answer is not JSON") from None
+            raise http_status_error(self.display_url, doing, r.status_code, _text(r), self.redact)
+        with mapped(doing, self.display_url):
+            return json.loads(r.content)
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        return self._decode(self._request(method, path, **kw), f"{method} {path}")
 
     # -- routes ----------------------------------------------------------------
-    def submit(self, prompt: JsonDict, *, prompt_id: str, client_id: str) -> JsonDict:
+    def submit(self, prompt: JsonDict, *, prompt_id: str, client_id: str, deadline: float | None = None) -> JsonDict:
+        """Queue a prompt; raises ``PromptRejected`` for a 400 and for a 200 that carries ``node_errors``.
+
+        On a 200 with ``node_errors`` ComfyUI has already queued the outputs that validated:
+        the caller must remove it (see ``interrupt``), since part of the job would be silently gone.
+        """
         body: JsonDict = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
         if self.api_key:
             body["extra_data"] = {"api_key_comfy_org": self.api_key}
-        r = self._request("POST", "/prompt", json=body)
+        r = self._request("POST", "/prompt", json=body, deadline=deadline)
         if r.status_code == 400:
             try:
-                data = r.json()
+                data: Any = json.loads(r.content)
             except ValueError:
-                data = {"error": {"message": r.text[:300]}}
-            error, node_errors = data.get("error") or {}, data.get("node_errors") or {}
-            if isinstance(error, str):
-                error = {"message": error}
-            raise PromptRejected(format_node_errors(error, node_errors), error, node_errors)
-        if r.status_code >= 400:
-            raise TransportError(f"POST /prompt: HTTP {r.status_code}: {r.text[:200]}")
-        try:
-            return r.json()
-        except ValueError:
-            raise TransportError("POST /prompt: answer is not JSON") from None
+                data = {"error": {"message": self.redact.excerpt(_text(r))}}
+            error, node_errors = _rejection(data, "prompt rejected")
+            raise PromptRejected(self.redact(format_node_errors(error, node_errors)), error, node_errors,
+                                 backend=self.display_url)
+        data = self._decode(r, "POST /prompt")
+        if not isinstance(data, dict):
+            raise BackendError(f"{self.display_url}: POST /prompt: answer is not a JSON object", transient=False,
+                               backend=self.display_url)
+        if data.get("node_errors"):
+            error, node_errors = _rejection({"node_errors": data["node_errors"]}, "some outputs failed validation")
+            raise PromptRejected(self.redact(format_node_errors(error, node_errors)), error, node_errors,
+                                 backend=self.display_url, queued=True)
+        return data
 
-    def history(self, prompt_id: str) -> JsonDict | None:
+    def history(self, prompt_id: str, *, deadline: float | None = None) -> JsonDict | None:
         """The history entry of a finished prompt, or None while it is queued or running."""
-        data = self._json("GET", f"/history/{prompt_id}")
+        data = self._json("GET", f"/history/{prompt_id}", deadline=deadline)
         entry = data.get(prompt_id) if isinstance(data, dict) else None
+        if entry is not None and not isinstance(entry, dict):
+            raise BackendError(f"{self.display_url}: GET /history: entry is not a JSON object", transient=False,
+                               backend=self.display_url)
         return entry or None
 
-    def queue(self) -> JsonDict:
-        return self._json("GET", "/queue")
+    def queue(self, *, deadline: float | None = None) -> JsonDict:
+        data = self._json("GET", "/queue", deadline=deadline)
+        return data if isinstance(data, dict) else {}
 
     def interrupt(self, prompt_id: str) -> None:
-        """Stop ``prompt_id`` wherever it is: dropped from the queue, interrupted if running."""
-        self._request("POST", "/queue", json={"delete": [prompt_id]})
-        self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        """Stop ``prompt_id`` wherever it is: dropped from the queue, interrupted if running (short timeouts)."""
+        self._request("POST", "/queue", json={"delete": [prompt_id]}, read=10.0).close()
+        self._request("POST", "/interrupt", json={"prompt_id": prompt_id}, read=10.0).close()
 
     def object_info(self) -> JsonDict:
         with self._object_info_lock:
             if self._object_info is None:
-                self._object_info = self._json("GET", "/object_info", timeout=(self.timeout[0], 120.0))
+                data = self._json("GET", "/object_info", read=120.0)
+                if not isinstance(data, dict):
+                    raise BackendError(f"{self.display_url}: GET /object_info: answer is not a JSON object",
+                                       transient=False, backend=self.display_url)
+                self._object_info = data
             return self._object_info
 
-    def system_stats(self) -> JsonDict:
-        return self._json("GET", "/system_stats")
+    def system_stats(self, *, timeout: float = CHECK_TIMEOUT) -> JsonDict:
+        data = self._json("GET", "/system_stats", read=timeout, connect=timeout)
+        return data if isinstance(data, dict) else {}
 
     def upload(self, filename: str, data: bytes | BinaryIO, *, overwrite: bool = False) -> str:
         """Put a file in the server's input folder; returns the name to use (the server may rename it)."""
         files = {"image": (filename, data)}
         form = {"type": "input", "overwrite": "true" if overwrite else "false"}
-        info = self._json("POST", "/upload/image", files=files, data=form, timeout=(self.timeout[0], 300.0))
-        name = info.get("name")
-        if not name:
-            raise TransportError("POST /upload/image: no file name in the answer")
+        info = self._json("POST", "/upload/image", files=files, data=form, read=300.0)
+        name = info.get("name") if isinstance(info, dict) else None
+        if not isinstance(name, str) or not name:
+            raise BackendError(f"{self.display_url}: POST /upload/image: no file name in the answer", transient=False,
+                               backend=self.display_url)
         sub = info.get("subfolder") or ""
         return f"{sub}/{name}" if sub else name
 
@@ -208,21 +246,23 @@ class ComfyUIClient:
     def stream(self, url: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Chunks of a file served by this server (``url`` must be one of its own)."""
         if not url.startswith(self.base_url + "/"):
-            raise TransportError("refusing to send credentials to a URL outside this server")
+            raise BackendError(f"{self.display_url}: refusing to send credentials to a URL outside this server",
+                               transient=False, backend=self.display_url)
         path = url[len(self.base_url):]
-        r = self._request("GET", path, stream=True, timeout=(self.timeout[0], 300.0))
+        r = self._request("GET", path, stream=True, read=300.0)
         with r:
             if r.status_code != 200:
-                raise TransportError(f"GET {path.split('?')[0]}: HTTP {r.status_code}")
-            try:
+                # 404: the file is gone (will not come back); 5xx may pass
+                raise http_status_error(self.display_url, f"GET {path.split('?')[0]}", r.status_code, "", self.redact)
+            with mapped("download interrupted", self.display_url):
                 yield from r.iter_content(chunk)
-            except requests.RequestException as exc:
-                raise TransportError(f"download interrupted: {type(exc).__name__}") from None
 
     def close(self) -> None:
         self.session.close()
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
+def _text(r: requests.Response) -> str:
+    try:
+        return r.content.decode("utf-8", "replace")
+    except (requests.RequestException, OSError):
+        return ""

@@ -15,27 +15,62 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 import websocket
 
+from ..errors import AuthError, BackendError
 from .base import ProgressCallback, ProgressEvent
-from .comfyui import LOST_CHECK_INTERVAL, POLL_FRACTION, POLL_MIN, ComfyUIExecutor, JsonDict
+from .comfyui_base import LOST_CHECK_INTERVAL, POLL_FRACTION, POLL_MIN, ComfyUIExecutor, ComfyUIOptions, JsonDict
+from .comfyui_client import CHECK_TIMEOUT, cookie_header
+from .lifecycle import Deadline
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at run time
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("comfykit_batch.comfyui.ws")
 
 _DROPPED = "_dropped"
 _DONE_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+_REDIRECTS = frozenset({HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
+                        HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT})
 #: with a live socket, /history is still read this often in case an event was lost
 SAFETY_POLL = LOST_CHECK_INTERVAL
+
+
+def job_finished(kind: str | None, data: Mapping[str, Any]) -> bool:
+    """The events after which a prompt's history entry is (about to be) written."""
+    return kind in _DONE_EVENTS or (kind == "executing" and data.get("node") is None)
+
+
+def connect(url: str, header: list[str], cookie: str | None, display: str, timeout: float) -> websocket.WebSocket:
+    """Open the socket without ever following a redirect: a 302 would carry the key and cookies elsewhere.
+
+    A redirect or 401/403 raises ``AuthError``; any other failure raises what websocket-client raised
+    (the caller polls ``/history`` meanwhile).
+    """
+    ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
+    try:
+        ws.connect(url, timeout=timeout, header=header, cookie=cookie, redirect_limit=0,
+                   http_proxy_host=None, http_no_proxy=["*"])
+    except Exception as exc:
+        status = getattr(ws.handshake_response, "status", None) or getattr(exc, "status_code", None)
+        if status in _REDIRECTS or status in (401, 403):
+            what = "redirect refused: credentials are never sent to another URL" if status in _REDIRECTS \
+                else "authentication required: set api_key or cookies"
+            raise AuthError(f"{display}: websocket /ws: HTTP {status} ({what})", backend=display) from None
+        raise
+    return ws
 
 
 class _EventHub:
     """Owns the socket; hands each prompt's events to that prompt's queue."""
 
-    def __init__(self, url: str, header: list[str], cookie: str | None) -> None:
-        self.url, self.header, self.cookie = url, header, cookie
+    def __init__(self, url: str, header: list[str], cookie: str | None, display: str) -> None:
+        self.url, self.header, self.cookie, self.display = url, header, cookie, display
         self.connected = threading.Event()
+        self.auth_error: AuthError | None = None  # the last handshake was refused (until one succeeds)
         self._queues: dict[str, queue.SimpleQueue[tuple[str, JsonDict]]] = {}
         self._progress: set[str] = set()  # prompts whose caller wants progress events
         self._lock = threading.Lock()
@@ -78,17 +113,19 @@ class _EventHub:
         backoff = 0.1
         while not self._idle():
             try:
-                # skip_utf8_validation: websocket-client's check is pure Python, per byte; json.loads checks anyway
-                ws = websocket.create_connection(
-                    self.url, timeout=10, header=self.header, cookie=self.cookie, enable_multithread=True,
-                    skip_utf8_validation=True,
-                )
-            except Exception as exc:  # noqa: BLE001 - any failure to connect means: poll and try again
-                logger.debug("websocket connect to %s failed: %s", self.url.split("?")[0], type(exc).__name__)
+                ws = self.open(10.0)
+            except AuthError as exc:
+                self.auth_error = exc
+                logger.warning("%s", exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            backoff = 0.1
+            except Exception as exc:  # noqa: BLE001 - any other failure to connect means: poll and try again
+                logger.debug("websocket connect to %s failed: %s", self.display, type(exc).__name__)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff, self.auth_error = 0.1, None
             ws.settimeout(1.0)
             self._ws = ws
             self.connected.set()
@@ -105,6 +142,9 @@ class _EventHub:
                     waiting = list(self._queues.values())
                 for q in waiting:
                     q.put((_DROPPED, {}))
+
+    def open(self, timeout: float) -> websocket.WebSocket:
+        return connect(self.url, self.header, self.cookie, self.display, timeout)
 
     def _read(self, ws: websocket.WebSocket) -> None:
         while not self._closed:
@@ -127,13 +167,13 @@ class _EventHub:
                 kind, payload = msg.get("type"), msg.get("data") or {}
             except (ValueError, AttributeError):
                 continue
-            pid = payload.get("prompt_id") if isinstance(payload, dict) else None
-            if not pid:
+            if not isinstance(kind, str) or not isinstance(payload, dict):
+                continue  # not a ComfyUI event: a proxy's or another tool's message
+            pid = payload.get("prompt_id")
+            if not pid or not isinstance(pid, str):
                 continue
             # Wake a waiting job only for what it acts on: its end, and progress if it asked for it.
-            if kind in _DONE_EVENTS or (kind == "executing" and payload.get("node") is None):
-                pass
-            elif not (kind == "progress" and pid in self._progress):
+            if not job_finished(kind, payload) and not (kind == "progress" and pid in self._progress):
                 continue
             q = self.get(pid)
             if q is not None:
@@ -152,43 +192,49 @@ class _EventHub:
 class WebSocketExecutor(ComfyUIExecutor):
     """Like ``HttpExecutor`` but learns of completion at once and reports progress."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        api_key: str | None = None,
-        cookies: str | Mapping[str, str] | None = None,
-        concurrency: int = 2,
-        poll_max: float = 1.0,
-        connect_wait: float = 5.0,
-    ) -> None:
-        super().__init__(url, api_key=api_key, cookies=cookies, concurrency=concurrency, poll_max=poll_max)
+    def __init__(self, url: str, *, connect_wait: float = 5.0, **options: Unpack[ComfyUIOptions]) -> None:
+        super().__init__(url, **options)
         ws_url = "ws" + self.client.base_url[len("http"):] + f"/ws?clientId={self.client_id}"
-        header = [f"Authorization: Bearer {api_key}"] if api_key else []
-        cookie = "; ".join(f"{k}={v}" for k, v in self.client.cookies.items()) or None
-        self._hub = _EventHub(ws_url, header, cookie)
+        header = [f"Authorization: Bearer {self.client.api_key}"] if self.client.api_key else []
+        self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name)
         self.connect_wait = connect_wait
+
+    def check(self) -> None:
+        """The HTTP probe, then one handshake: a /ws that redirects or wants credentials is an ``AuthError``."""
+        super().check()
+        try:
+            self._hub.open(CHECK_TIMEOUT).close()
+        except AuthError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no socket is not fatal: jobs poll /history instead
+            logger.info("%s: no websocket (%s); jobs will poll /history", self.name, type(exc).__name__)
 
     def _listen(self, prompt_id: str, on_progress: ProgressCallback | None = None) -> None:
         self._hub.add(prompt_id, progress=on_progress is not None)
-        self._hub.connected.wait(self.connect_wait)
+        end = time.monotonic() + self.connect_wait
+        while not self._hub.connected.wait(0.02):
+            if self._hub.auth_error is not None:
+                self._hub.remove(prompt_id)
+                raise self._hub.auth_error
+            if time.monotonic() >= end:
+                return
 
     def _unlisten(self, prompt_id: str) -> None:
         self._hub.remove(prompt_id)
 
-    def _wait(self, prompt_id, deadline, cancel, on_progress):  # type: ignore[no-untyped-def]
-        started = time.monotonic()
+    def _wait(self, prompt_id: str, deadline: Deadline, on_progress: ProgressCallback | None) -> JsonDict:
         q = self._hub.get(prompt_id)
         assert q is not None
         state: JsonDict = {}
-        next_poll = started + (SAFETY_POLL if self._hub.connected.is_set() else 0.005)
+        next_poll = deadline.started + (SAFETY_POLL if self._hub.connected.is_set() else 0.005)
         while True:
-            self._check_stop(deadline, cancel, started)
+            deadline.check()
             now = time.monotonic()
             wait = max(0.0, next_poll - now)
-            if deadline is not None:
-                wait = min(wait, max(0.0, deadline - now))
-            if cancel is not None:
+            left = deadline.left()
+            if left is not None:
+                wait = min(wait, max(0.0, left))
+            if deadline.cancel is not None:
                 wait = min(wait, 0.1)
             try:
                 kind, data = q.get(timeout=wait)
@@ -196,36 +242,46 @@ class WebSocketExecutor(ComfyUIExecutor):
                 kind, data = None, {}
             if kind == "progress" and on_progress is not None:
                 self._report(on_progress, prompt_id, data)
-            finished = kind in _DONE_EVENTS or (kind == "executing" and data.get("node") is None)
-            if finished:
-                entry = self._history_after_event(prompt_id)
+            if job_finished(kind, data):
+                entry = self._history_after_event(prompt_id, deadline)
                 if entry is not None:
                     return entry
+                next_poll = min(next_poll, time.monotonic() + POLL_MIN)  # not there yet: poll, tolerating errors
             if time.monotonic() >= next_poll or kind == _DROPPED:
-                entry = self._poll_history(prompt_id, started, state)
+                entry = self._poll_history(prompt_id, deadline, state)
                 if entry is not None:
                     return entry
-                elapsed = time.monotonic() - started
                 live = self._hub.connected.is_set()
-                step = SAFETY_POLL if live else min(self.poll_max, max(POLL_MIN, elapsed * POLL_FRACTION))
+                step = SAFETY_POLL if live else min(self.poll_max, max(POLL_MIN, deadline.elapsed() * POLL_FRACTION))
                 next_poll = time.monotonic() + step
 
-    def _history_after_event(self, prompt_id: str) -> JsonDict | None:
+    def _history_after_event(self, prompt_id: str, deadline: Deadline) -> JsonDict | None:
         """History may lag the success event by a moment: look a few times."""
         for delay in (0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1):
-            time.sleep(delay)
-            entry = self.client.history(prompt_id)
+            deadline.sleep(delay)
+            try:
+                entry = self.client.history(prompt_id, deadline=deadline.at)
+            except AuthError:
+                raise
+            except BackendError:
+                return None  # the polling path counts failures and decides when the server is gone
             if entry is not None:
                 return entry
         return None
 
     @staticmethod
-    def _report(callback: Any, prompt_id: str, data: JsonDict) -> None:
+    def _report(callback: ProgressCallback, prompt_id: str, data: JsonDict) -> None:
         try:
-            callback(ProgressEvent(prompt_id, data.get("node"), data.get("value", 0), data.get("max", 0)))
+            node = data.get("node")
+            callback(ProgressEvent(prompt_id, None if node is None else str(node), _num(data.get("value")),
+                                   _num(data.get("max"))))
         except Exception:  # noqa: BLE001 - a caller's callback must not kill the job
             logger.exception("progress callback raised")
 
     def close(self) -> None:
         self._hub.close()
         super().close()
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0

@@ -4,7 +4,8 @@ Create is not idempotent (a blind retry can start and bill a second task), so
 it is retried only when the server surely did not take it: the connection was
 refused, or the answer was 421/415 (the key's queue is full: back off), 429 or
 5xx. Status, outputs and uploads are safe to repeat. The API key travels only
-in request bodies to the RunningHub host; it is never in a URL, log or error.
+in request bodies to the RunningHub host; it is never in a URL, log or error,
+and server text is scrubbed of it before it lands in a message.
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import requests
-import tenacity
 from requests.adapters import HTTPAdapter
 
-from ..errors import ConfigError, ParameterError, WorkflowError
-from ..fetch import upload_bytes
+from ..errors import AuthError, BackendError, ConfigError, ParameterError, WorkflowError
 from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
 from ..workflow import PendingUpload, Workflow
 from .base import Executor, ProgressCallback
+from .lifecycle import Deadline, Stop, missing_outputs, node_failure, read_upload
+from .transport import Redactor, check_url, http_status_error, is_refused, mapped, read_timeout, reason
 
 logger = logging.getLogger("comfykit_batch.runninghub")
 
@@ -43,13 +44,12 @@ CODES: dict[int, str] = {
     813: "task queued", 814: "personal queue over 1000 tasks", 901: "webapp does not exist",
 }
 QUEUE_FULL = frozenset({415, 421})
+AUTH_CODES = frozenset({412, 801, 802, 806, 811})
 UPLOAD_TYPES = {"image": "image", "video": "video", "audio": "audio"}
-
-
-def remote_workflow(workflow_id: str, *, webapp: bool = False) -> Workflow:
-    """A RunningHub workflow (or AI app) known only by id; its nodes are fetched on first use."""
-    key = "_webapp_id" if webapp else "_workflow_id"
-    return Workflow({"_source": "runninghub", key: str(workflow_id)}, source=f"runninghub:{workflow_id}", allow_empty=True)
+#: the reachability probe's limit
+CHECK_TIMEOUT = 5.0
+#: cancelling a task must work even after the call's deadline passed
+CANCEL_TIMEOUT = (5.0, 10.0)
 
 
 class _Transient(Exception):
@@ -57,15 +57,11 @@ class _Transient(Exception):
 
 
 class _Refused(_Transient):
-    """The connection was refused: the request surely never reached the server."""
+    """The connection was refused, or the server answered 429/5xx: it surely did not take the request."""
 
 
-class _Answered(_Transient):
-    """The server answered 429 or 5xx: it did not take the request."""
-
-
-class RunningHubError(Exception):
-    """A non-zero envelope code."""
+class _CodeError(Exception):
+    """A non-zero envelope code (or an HTTP status other than 200 that is not transient)."""
 
     def __init__(self, code: int, msg: str, data: Any = None) -> None:
         self.code, self.msg, self.data = code, msg, data
@@ -92,12 +88,11 @@ class RunningHubExecutor(Executor):
     ) -> None:
         if not api_key:
             raise ConfigError("RunningHub needs an API key (runninghub_api_key or RUNNINGHUB_API_KEY)")
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"RunningHub URL must be http(s)://host, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self.name = f"runninghub:{parsed.hostname}"
+        url = check_url(base_url, "RunningHub")
+        self.base_url, self.display_url = url.base, url.display
+        self.name = f"runninghub:{url.host}"
         self._key = api_key
+        self._redact = Redactor([api_key])
         self.timeout = timeout
         self.retry_count = retry_count
         self.concurrency = concurrency
@@ -110,67 +105,98 @@ class RunningHubExecutor(Executor):
         self.session.trust_env = True
         self.session.mount("https://", HTTPAdapter(pool_maxsize=max(4, concurrency * 2)))
         self.session.mount("http://", HTTPAdapter(pool_maxsize=max(4, concurrency * 2)))
+        self._files = requests.Session()  # output CDN links: a session that never holds a credential
         self._slots = threading.BoundedSemaphore(concurrency)  # tasks one key may run at once
         self._fetched: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"RunningHubExecutor({self.base_url!r})"
+        return f"RunningHubExecutor({self.display_url!r})"
 
     # -- the envelope ---------------------------------------------------------------------
-    def _post(self, path: str, body: dict[str, Any] | None = None, *, files: Any = None, key_field: str = "apiKey") -> Any:
-        """One call; returns ``data`` of a code-0 envelope, raises RunningHubError / _Transient otherwise."""
+    def _post(self, path: str, body: dict[str, Any] | None = None, *, files: Any = None, key_field: str = "apiKey",
+              deadline: float | None = None, timeout: tuple[float, float] | None = None) -> Any:
+        """One call; returns ``data`` of a code-0 envelope, raises ``_CodeError`` / ``_Transient`` otherwise."""
         payload = {key_field: self._key, **(body or {})}
+        connect, read = timeout or self.request_timeout
+        read = read_timeout(read, deadline, time.monotonic())
+        kw: dict[str, Any] = {"data": payload, "files": files} if files is not None else {"json": payload}
         try:
-            if files is not None:
-                r = self.session.post(self.base_url + path, data=payload, files=files, timeout=self.request_timeout,
-                                      allow_redirects=False)
-            else:
-                r = self.session.post(self.base_url + path, json=payload, timeout=self.request_timeout, allow_redirects=False)
-        except requests.ConnectionError as exc:
-            if _refused(exc):
-                raise _Refused(f"{path}: connection refused") from None
-            raise _Transient(f"{path}: {type(exc).__name__}") from None
-        except requests.RequestException as exc:
-            raise _Transient(f"{path}: {type(exc).__name__}") from None
-        if r.status_code == 429 or r.status_code >= 500:
-            raise _Answered(f"{path}: HTTP {r.status_code}")
-        if r.status_code != 200:
-            raise RunningHubError(r.status_code, f"HTTP {r.status_code} on {path}")
-        try:
-            env = r.json()
+            r = self.session.post(self.base_url + path, timeout=(min(connect, read), read), allow_redirects=False, **kw)
+            if r.status_code == 429 or r.status_code >= 500:
+                raise _Refused(f"{path}: HTTP {r.status_code}")
+            if r.status_code != 200:
+                raise _CodeError(r.status_code, f"HTTP {r.status_code} on {path}")
+            env = json.loads(r.content)
             code = int(env.get("code", -1))
+        except (requests.RequestException, OSError) as exc:
+            if is_refused(exc):
+                raise _Refused(f"{path}: connection refused") from None
+            raise _Transient(f"{path}: {reason(exc)}") from None
         except (ValueError, AttributeError, TypeError):
             raise _Transient(f"{path}: answer is not a JSON envelope") from None
         if code != 0:
-            raise RunningHubError(code, str(env.get("msg") or ""), env.get("data"))
+            raise _CodeError(code, self._redact.excerpt(str(env.get("msg") or "")), env.get("data"))
         return env.get("data")
 
-    def _safe(self, path: str, body: dict[str, Any] | None = None, **kw: Any) -> Any:
-        """A call that is safe to repeat: retried on transient trouble, ``retry_count`` times."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Transient),
-            stop=tenacity.stop_after_attempt(self.retry_count + 1),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=8),
-            reraise=True,
-        )
-        return retrying(self._post, path, body, **kw)
+    def _post_retrying(self, path: str, body: dict[str, Any] | None = None, *, deadline: Deadline | None = None,
+                       **kw: Any) -> Any:
+        """A call that is safe to repeat (status, outputs, uploads): retried ``retry_count`` times on transient trouble."""
+        for attempt in range(self.retry_count + 1):
+            try:
+                return self._post(path, body, deadline=deadline.at if deadline else None, **kw)
+            except _Transient:
+                if attempt >= self.retry_count or (deadline is not None and deadline.passed()):
+                    raise
+            pause = min(8.0, 0.5 * 2**attempt)
+            if deadline is not None:
+                deadline.sleep(pause)
+            else:
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
-    # -- preparing --------------------------------------------------------------------------
+    def _error(self, exc: Exception, doing: str) -> BackendError:
+        """The package's error for a failed call (what ``check``, ``prepare`` and ``download`` raise)."""
+        if isinstance(exc, _CodeError) and exc.code in AUTH_CODES:
+            return AuthError(f"{self.name}: {doing}: {exc}; set RUNNINGHUB_API_KEY or backends[].api_key",
+                             backend=self.name)
+        transient = not isinstance(exc, _CodeError) or exc.code in QUEUE_FULL
+        return BackendError(f"{self.name}: {doing}: {self._redact(str(exc))}", transient=transient, backend=self.name)
+
+    # -- checks --------------------------------------------------------------------------
+    def check(self) -> None:
+        """Ask for the key's account status: one call proves the host answers and the key is valid."""
+        try:
+            self._post("/uc/openapi/accountStatus", {}, key_field="apikey", timeout=(CHECK_TIMEOUT, CHECK_TIMEOUT))
+        except (_Transient, _CodeError) as exc:
+            err = self._error(exc, "checking the account")
+            if isinstance(err, AuthError):
+                raise err from None
+            raise BackendError(f"{err}; is RunningHub reachable at {self.display_url}? set runninghub_url or "
+                               "backends[].url", transient=err.transient, backend=self.name) from None
+
     def prepare(self, workflow: Workflow) -> None:
         """Fetch the API JSON of a workflow known only by id, so its DSL parameters are known."""
+        try:
+            self._fetch_nodes(workflow)
+        except (_Transient, _CodeError) as exc:
+            raise self._error(exc, "fetching the workflow") from None
+
+    def _fetch_nodes(self, workflow: Workflow, deadline: Deadline | None = None) -> None:
         wid = workflow.meta.get("_workflow_id")
         if workflow.nodes or not wid:
             return
         with self._lock:
             nodes = self._fetched.get(wid)
         if nodes is None:
-            data = self._safe("/api/openapi/getJsonApiFormat", {"workflowId": str(wid)})
-            prompt = (data or {}).get("prompt")
+            data = self._post_retrying("/api/openapi/getJsonApiFormat", {"workflowId": str(wid)}, deadline=deadline)
+            prompt = data.get("prompt") if isinstance(data, dict) else None
             try:
                 nodes = json.loads(prompt) if isinstance(prompt, str) else dict(prompt or {})
-            except ValueError:
+            except (ValueError, TypeError):
                 raise WorkflowError(f"runninghub:{wid}: the workflow JSON RunningHub returned does not parse") from None
+            if not isinstance(nodes, dict):
+                raise WorkflowError(f"runninghub:{wid}: the workflow JSON RunningHub returned is not an object")
             with self._lock:
                 self._fetched[wid] = nodes
         workflow.load_nodes(nodes, fetched=True)
@@ -185,36 +211,44 @@ class RunningHubExecutor(Executor):
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> ExecuteResult:
-        started = time.monotonic()
-        deadline = started + (timeout if timeout is not None else self.timeout)
+        """Run one task; ``timeout=None`` means this executor's own ``timeout`` (never unbounded)."""
+        deadline = Deadline(timeout if timeout is not None else self.timeout, cancel)
         webapp = workflow.meta.get("_webapp_id")
-        wid = workflow.meta.get("_workflow_id")
-        if not webapp and not wid:
+        if not webapp and not workflow.meta.get("_workflow_id"):
             raise WorkflowError(f"{workflow.source}: a RunningHub workflow file needs \"_workflow_id\" (or \"_webapp_id\")")
+        extras: dict[str, Any] = {"backend": self.name}
         try:
             if not webapp:
-                self.prepare(workflow)
-        except (RunningHubError, _Transient) as exc:
-            return ExecuteResult.failed(self._failure(exc, "fetching the workflow"), backend=self.name)
+                self._fetch_nodes(workflow, deadline)
+        except (_CodeError, _Transient) as exc:
+            return self._failed(self._failure(exc, "fetching the workflow"), deadline, extras)
         node_info, bound_values, seeds, send_workflow = self._node_info(workflow, params or {}, bool(webapp))
-        extras: dict[str, Any] = {"backend": self.name, "params": bound_values, "seeds": seeds}
+        extras.update(params=bound_values, seeds=seeds)
         with self._slots:
             try:
-                self._upload_all(node_info)
-                task_id = self._create(workflow, node_info, send_workflow, webapp, deadline, cancel)
-            except _Stop as stop:
-                return ExecuteResult.failed(stop.failure, duration=time.monotonic() - started, **extras)
-            except (RunningHubError, _Transient) as exc:
-                return ExecuteResult.failed(self._failure(exc, "creating the task"), duration=time.monotonic() - started, **extras)
+                self._upload_all(node_info, deadline)
+                task_id = self._create(workflow, node_info, send_workflow, webapp, deadline)
+            except Stop as stop:
+                return self._failed(stop.failure, deadline, extras)
+            except (_CodeError, _Transient) as exc:
+                return self._failed(self._failure(exc, "creating the task"), deadline, extras)
             extras["prompt_id"] = task_id
             try:
-                result = self._await(task_id, workflow, deadline, cancel, started)
+                result = self._await(task_id, workflow, deadline)
+            except Stop as stop:
+                return self._failed(stop.failure, deadline, extras)
             except KeyboardInterrupt:
                 self._cancel(task_id)
                 raise
-        result.duration = time.monotonic() - started
+        result.duration, result.prompt_id = deadline.elapsed(), task_id
         result.backend, result.params, result.seeds = self.name, bound_values, seeds
+        if result.failure is not None:
+            result.failure.message = result.msg = self._redact(result.failure.message)
         return result
+
+    def _failed(self, failure: Failure, deadline: Deadline, extras: dict[str, Any]) -> ExecuteResult:
+        failure.message = self._redact(failure.message)
+        return ExecuteResult.failed(failure, duration=deadline.elapsed(), **extras)
 
     def _node_info(
         self, workflow: Workflow, params: Mapping[str, Any], webapp: bool
@@ -239,37 +273,34 @@ class RunningHubExecutor(Executor):
         send = bound.prompt if not workflow.meta.get("_fetched") and workflow.nodes else None
         return info, dict(bound.values), bound.seeds, send
 
-    def _upload_all(self, node_info: list[dict[str, Any]]) -> None:
+    def _upload_all(self, node_info: list[dict[str, Any]], deadline: Deadline) -> None:
         done: dict[int, str] = {}
         for entry in node_info:
             up: PendingUpload | None = entry.pop("_upload")
             if up is None:
                 continue
             if id(up) not in done:
-                done[id(up)] = self._upload(up)
+                done[id(up)] = self._upload(up, deadline)
             entry["fieldValue"] = done[id(up)]
 
-    def _upload(self, up: PendingUpload) -> str:
+    def _upload(self, up: PendingUpload, deadline: Deadline) -> str:
         src = up.source
         if src.kind == "server":
             return src.filename  # already on RunningHub, e.g. "api/abc.png"
+        data = read_upload(up)
+        file_type = UPLOAD_TYPES.get(kind_of(src.filename), "input")
         try:
-            data = upload_bytes(src)
-        except requests.RequestException as exc:
-            raise _Stop(Failure("upload", f"could not download {up.name} from {src.describe()}: {type(exc).__name__}")) from None
-        kind = kind_of(src.filename)
-        file_type = UPLOAD_TYPES.get(kind, "input")
-        try:
-            data_out = self._safe("/task/openapi/upload", {"fileType": file_type}, files={"file": (src.filename, data)})
-        except RunningHubError as exc:
-            raise _Stop(self._failure(exc, f"uploading {up.name}")) from None
-        name = (data_out or {}).get("fileName")
+            data_out = self._post_retrying("/task/openapi/upload", {"fileType": file_type},
+                                           files={"file": (src.filename, data)}, deadline=deadline)
+        except _CodeError as exc:
+            raise Stop(self._failure(exc, f"uploading {up.name}")) from None
+        name = data_out.get("fileName") if isinstance(data_out, dict) else None
         if not name:
-            raise _Stop(Failure("upload", f"RunningHub gave no fileName for {up.name}"))
+            raise Stop(Failure("upload", f"RunningHub gave no fileName for {up.name}"))
         return str(name)
 
     def _create(self, workflow: Workflow, node_info: list[dict[str, Any]], send_workflow: dict[str, Any] | None,
-                webapp: Any, deadline: float, cancel: threading.Event | None) -> str:
+                webapp: Any, deadline: Deadline) -> str:
         body: dict[str, Any] = {"nodeInfoList": node_info}
         if webapp:
             path, body["webappId"] = "/task/openapi/ai-app/run", str(webapp)
@@ -283,148 +314,138 @@ class RunningHubExecutor(Executor):
             body["webhookUrl"] = self.webhook_url
         attempt = 0
         while True:
+            deadline.check("no task was created")
             try:
-                data = self._post(path, body)
-                task_id = (data or {}).get("taskId")
+                data = self._post(path, body, deadline=deadline.at)
+                task_id = data.get("taskId") if isinstance(data, dict) else None
                 if task_id in (None, ""):
-                    raise _Stop(Failure("remote", "RunningHub accepted the task but gave no taskId"))
+                    raise Stop(Failure("remote", "RunningHub accepted the task but gave no taskId"))
                 logger.debug("created task %s", task_id)
                 return str(task_id)
-            except RunningHubError as exc:
+            except _CodeError as exc:
                 if exc.code not in QUEUE_FULL:
                     raise
                 wait = self.queue_backoff * (1.5 ** min(attempt, 6)) * (6 if exc.code == 415 else 1)
                 logger.info("RunningHub queue full (%s); retrying create in %.1fs", exc.code, wait)
-            except (_Refused, _Answered):
+            except _Refused:
                 if attempt >= self.retry_count:
                     raise
                 wait = min(8.0, 0.5 * 2**attempt)
             except _Transient as exc:
                 # The request may have reached RunningHub: repeating it could start a second, billed task.
-                raise _Stop(Failure("uncertain", f"creating the task: {exc}; it may or may not exist on "
-                                    "RunningHub, so it was not sent again")) from None
+                late = " (the call's time ran out)" if deadline.passed() else ""
+                raise Stop(Failure("uncertain", f"creating the task: {exc}{late}; it may or may not exist on "
+                                   "RunningHub, so it was not sent again")) from None
             attempt += 1
-            self._sleep_until(min(deadline, time.monotonic() + wait), deadline, cancel, None)
+            deadline.sleep(wait)
 
-    def _await(self, task_id: str, workflow: Workflow, deadline: float, cancel: threading.Event | None,
-               started: float) -> ExecuteResult:
+    def _await(self, task_id: str, workflow: Workflow, deadline: Deadline) -> ExecuteResult:
         failed_polls = 0
         while True:
+            self._pause(deadline, self.poll_interval, task_id)
             try:
-                self._sleep_until(time.monotonic() + self.poll_interval, deadline, cancel, task_id)
-                status = self._post("/task/openapi/status", {"taskId": task_id})
+                status = self._post("/task/openapi/status", {"taskId": task_id}, deadline=deadline.at)
                 failed_polls = 0
-            except _Stop as stop:
-                return ExecuteResult.failed(stop.failure, prompt_id=task_id)
-            except (_Transient, RunningHubError) as exc:
+            except (_Transient, _CodeError) as exc:
                 failed_polls += 1
-                if failed_polls > self.retry_count:
+                if failed_polls > self.retry_count and not deadline.passed():
                     return ExecuteResult.failed(self._failure(exc, f"polling task {task_id}"), prompt_id=task_id)
                 continue
             status = str(status or "").upper()
             if status in ("SUCCESS", "FAILED"):
-                return self._outputs(task_id, workflow)
+                return self._outputs(task_id, workflow, deadline)
             if status not in ("QUEUED", "RUNNING", "CREATE"):
-                logger.debug("task %s: unexpected status %r, still polling", task_id, status)
+                logger.debug("task %s: unexpected status %r, still polling", task_id, status[:40])
 
-    def _outputs(self, task_id: str, workflow: Workflow) -> ExecuteResult:
+    def _pause(self, deadline: Deadline, seconds: float, task_id: str) -> None:
+        """Sleep, then stop (cancelling the task) if the call ran out of time or was cancelled."""
+        deadline.sleep(seconds)
+        try:
+            deadline.check(f"task {task_id} cancelled")
+        except Stop:
+            self._cancel(task_id)
+            raise
+
+    def _outputs(self, task_id: str, workflow: Workflow, deadline: Deadline) -> ExecuteResult:
         for _ in range(max(3, self.retry_count + 1)):
             try:
-                data = self._safe("/task/openapi/outputs", {"taskId": task_id})
-            except RunningHubError as exc:
+                data = self._post_retrying("/task/openapi/outputs", {"taskId": task_id}, deadline=deadline)
+            except _CodeError as exc:
                 if exc.code == 805:
                     return ExecuteResult.failed(_failed_reason(exc.data, task_id), prompt_id=task_id)
                 if exc.code in (804, 813):
-                    time.sleep(min(self.poll_interval, 1.0))
+                    self._pause(deadline, min(self.poll_interval, 1.0), task_id)
                     continue
                 return ExecuteResult.failed(self._failure(exc, f"reading outputs of task {task_id}"), prompt_id=task_id)
             except _Transient as exc:
                 return ExecuteResult.failed(self._failure(exc, f"reading outputs of task {task_id}"), prompt_id=task_id)
             if data is None:  # finished but outputs not ready yet
-                time.sleep(min(self.poll_interval, 1.0))
+                self._pause(deadline, min(self.poll_interval, 1.0), task_id)
                 continue
+            if not isinstance(data, list):
+                return ExecuteResult.failed(Failure("remote", f"task {task_id}: outputs are not a list"), prompt_id=task_id)
             return self._result(task_id, workflow, data)
         return ExecuteResult.failed(Failure("remote", f"task {task_id} finished but its outputs never came", transient=True),
                                     prompt_id=task_id)
 
-    def _result(self, task_id: str, workflow: Workflow, items: list[dict[str, Any]]) -> ExecuteResult:
+    def _result(self, task_id: str, workflow: Workflow, items: list[Any]) -> ExecuteResult:
         result = ExecuteResult(status="completed", prompt_id=task_id, outputs={"runninghub": items})
         cost_time, coins = 0.0, 0.0
-        for item in items or []:
-            url = str(item.get("fileUrl") or "")
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            url = item.get("fileUrl")
+            url = url if isinstance(url, str) else ""
             nid = str(item.get("nodeId") or "")
             var = workflow.output_names.get(nid, nid or "output")
             text = item.get("text")
             if isinstance(text, str) and not url:
                 result.add_text(var, text)
                 continue
+            if not url.startswith(("http://", "https://")):
+                continue  # nothing to fetch: no file to promise
             filename = os.path.basename(urlparse(url).path) or f"output.{item.get('fileType', 'bin')}"
             result.add_file(OutputFile(url=url, filename=filename, kind=kind_of(filename, str(item.get("fileType", ""))),
                                        var=var, node_id=nid))
             cost_time = max(cost_time, _num(item.get("taskCostTime")))
             coins = max(coins, _num(item.get("consumeCoins")))
         result.cost = {"taskCostTime": cost_time, "consumeCoins": coins}
+        missing = missing_outputs(result, workflow)
+        if missing:
+            result.status, result.failure, result.msg = "failed", missing, missing.message
         return result
 
     def _cancel(self, task_id: str) -> None:
         try:
-            self._post("/task/openapi/cancel", {"taskId": task_id})
+            self._post("/task/openapi/cancel", {"taskId": task_id}, timeout=CANCEL_TIMEOUT)
             logger.info("cancelled task %s", task_id)
-        except (RunningHubError, _Transient) as exc:
+        except (_CodeError, _Transient) as exc:
             logger.warning("could not cancel task %s: %s", task_id, exc)
 
-    def _sleep_until(self, until: float, deadline: float, cancel: threading.Event | None, task_id: str | None) -> None:
-        """Wait, but stop (cancelling the task, if any) on the deadline or on ``cancel``."""
-        while True:
-            now = time.monotonic()
-            if cancel is not None and cancel.is_set():
-                if task_id:
-                    self._cancel(task_id)
-                raise _Stop(Failure("cancelled", "cancelled by the caller" + (f"; task {task_id} cancelled" if task_id else ""),
-                                    transient=True))
-            if now >= deadline:
-                if task_id:
-                    self._cancel(task_id)
-                raise _Stop(Failure("timeout", "timeout" + (f"; task {task_id} cancelled" if task_id else " before the task started"),
-                                    transient=True))
-            if now >= until:
-                return
-            step = min(until, deadline) - now
-            if cancel is not None:
-                cancel.wait(min(step, 0.2))
-            else:
-                time.sleep(min(step, 0.2))
-
     def _failure(self, exc: Exception, doing: str) -> Failure:
-        if isinstance(exc, RunningHubError):
-            transient = exc.code in QUEUE_FULL
-            return Failure("remote", f"{doing}: {exc}", transient=transient, code=exc.code)
+        if isinstance(exc, _CodeError):
+            return Failure("auth" if exc.code in AUTH_CODES else "remote", f"{doing}: {exc}",
+                           transient=exc.code in QUEUE_FULL, code=exc.code)
         return Failure("connection", f"{doing}: {exc}", transient=True)
 
     def download(self, file: OutputFile, dest: Path) -> Saved:
         """Output URLs are public CDN links: fetched without the API key (which is never in a URL)."""
-        with requests.get(file.url, stream=True, timeout=self.request_timeout) as r:
-            r.raise_for_status()
-            return save_stream(r.iter_content(1 << 20), dest)
+        host = urlparse(file.url).hostname or "?"
+        with mapped(f"downloading {file.filename}", host):
+            r = self._files.get(file.url, stream=True, timeout=self.request_timeout)
+        with r:
+            if r.status_code != 200:
+                raise http_status_error(host, f"downloading {file.filename}", r.status_code, "", self._redact)
+            return save_stream(self._chunks(r, host, file.filename), dest)
+
+    @staticmethod
+    def _chunks(r: requests.Response, host: str, filename: str) -> Iterator[bytes]:
+        with mapped(f"downloading {filename}: interrupted", host):
+            yield from r.iter_content(1 << 20)
 
     def close(self) -> None:
         self.session.close()
-
-
-class _Stop(Exception):
-    def __init__(self, failure: Failure) -> None:
-        self.failure = failure
-
-
-def _refused(exc: requests.ConnectionError) -> bool:
-    seen, cur = 0, exc.__context__ or exc.__cause__
-    text = str(exc)
-    while cur is not None and seen < 8:
-        if isinstance(cur, ConnectionRefusedError):
-            return True
-        text += str(cur)
-        cur, seen = cur.__context__ or cur.__cause__, seen + 1
-    return "Connection refused" in text or "NewConnectionError" in text
+        self._files.close()
 
 
 def _num(v: Any) -> float:
@@ -435,23 +456,14 @@ def _num(v: Any) -> float:
 
 
 def _failed_reason(data: Any, task_id: str) -> Failure:
-    reason = (data or {}).get("failedReason") if isinstance(data, dict) else None
-    if not isinstance(reason, dict):
+    reason_ = data.get("failedReason") if isinstance(data, dict) else None
+    if not isinstance(reason_, dict):
         return Failure("execution", f"task {task_id} failed (RunningHub gave no reason)", code=805)
-    tb = reason.get("traceback")
+    tb = reason_.get("traceback")
     if isinstance(tb, str):
         try:
             parsed = json.loads(tb)
-            tb = "".join(parsed) if isinstance(parsed, list) else str(parsed)
+            tb = "".join(map(str, parsed)) if isinstance(parsed, list) else str(parsed)
         except ValueError:
             pass
-    return Failure(
-        "execution",
-        f"node {reason.get('node_id')} ({reason.get('node_name')}) raised {reason.get('exception_type')}: "
-        f"{str(reason.get('exception_message', '')).strip()}",
-        node_id=None if reason.get("node_id") is None else str(reason.get("node_id")),
-        node_type=reason.get("node_name"), exception_type=reason.get("exception_type"),
-        traceback=tb if isinstance(tb, str) else None, code=805,
-    )
-
-
+    return node_failure({**reason_, "traceback": tb}, type_key="node_name", code=805)

@@ -37,7 +37,9 @@ DEFAULT_CLASSES = {
     "KSampler": {"seed": ["INT", {"default": 0}], "steps": ["INT", {"default": 20}], "cfg": ["FLOAT", {"default": 8.0}]},
     "Raise": {"message": ["STRING", {"default": "boom"}]},
     "Slow": {"seconds": ["FLOAT", {"default": 1.0}]},
+    "SaveMesh": {"source": ["*"]},  # an output kind no client knows ("meshes")
 }
+OUTPUT_CLASSES = frozenset({"SaveImage", "PreviewImage", "PreviewAny", "SaveMesh"})
 
 
 class _WsClient:
@@ -82,6 +84,15 @@ class FakeComfyUI:
         self.output_size = 0  # >0: SaveImage outputs are files of this many bytes (streamed)
         self.die_after: int | None = None  # stop serving after this many prompts finished
         self.requests: list[tuple[str, str]] = []
+        self.headers: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of every request
+        # Scripted answers, by "METHOD /route" ("GET /history", "POST /prompt", "GET /view", "GET /ws", ...):
+        # (status, body) to send instead, or "stall" (never answer), "truncate" (promise more bytes than sent),
+        # "cut" (for /view: stop half-way through the file). Each is used once, in order.
+        self.script: dict[str, deque[Any]] = {}
+        self.ws_redirect: str | None = None  # answer /ws with 302 to this URL
+        self.foreign_events = False  # also send every client events of prompts that are not theirs
+        self.echo_headers = False  # error bodies echo the request's headers (as some proxies do)
+        self.released = threading.Event()  # ends every "stall"
         self.submitted: list[dict[str, Any]] = []
         self.busy: list[tuple[float, float]] = []  # (start, end) of each prompt's execution
         self.finished_at: dict[str, float] = {}
@@ -121,6 +132,7 @@ class FakeComfyUI:
     def stop(self) -> None:
         """Die: stop listening, drop every connection, forget the queue."""
         self._stopped.set()
+        self.released.set()
         with self._cond:
             self._cond.notify_all()
         for c in list(self._ws):
@@ -173,9 +185,36 @@ class FakeComfyUI:
         if not self.send_events:
             return
         payload = json.dumps({"type": kind, "data": data}).encode()
+        foreign = json.dumps({"type": kind, "data": {**data, "prompt_id": "other-" + str(data.get("prompt_id"))}}).encode()
         for c in list(self._ws):
             if c.client_id == client_id and c.alive:
+                if self.foreign_events:
+                    c.send(foreign)
                 c.send(payload)
+
+    def validate(self, prompt: dict) -> tuple[dict, dict]:
+        """(node_errors, prompt keeping only valid outputs), as ComfyUI does: an EmptyImage width < 1 is invalid."""
+        bad = {nid: {"class_type": n.get("class_type"), "dependent_outputs": [], "errors": [
+            {"type": "value_smaller_than_min", "message": f"Value {n['inputs']['width']} smaller than min of 1",
+             "details": "width", "extra_info": {"input_name": "width"}}]}
+            for nid, n in prompt.items()
+            if n.get("class_type") == "EmptyImage" and isinstance(n.get("inputs", {}).get("width"), int)
+            and n["inputs"]["width"] < 1}
+
+        def upstream(nid: str, seen: set[str]) -> set[str]:
+            for v in (prompt.get(nid, {}).get("inputs") or {}).values():
+                if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and v[0] not in seen:
+                    seen.add(v[0])
+                    upstream(v[0], seen)
+            return seen
+
+        kept = dict(prompt)
+        for nid, n in prompt.items():
+            if n.get("class_type") in OUTPUT_CLASSES and upstream(nid, set()) & set(bad):
+                del kept[nid]
+                for b in upstream(nid, set()) & set(bad):
+                    bad[b]["dependent_outputs"].append(nid)
+        return bad, kept
 
     def _worker(self) -> None:
         while not self._stopped.is_set():
@@ -263,6 +302,11 @@ class FakeComfyUI:
             return {"images": [{"filename": name, "subfolder": sub, "type": typ}]}
         if cls == "PreviewAny":
             return {"text": [str(node.get("inputs", {}).get("source", ""))]}
+        if cls == "SaveMesh":
+            self._counter += 1
+            name = f"mesh_{self._counter:05}_.glb"
+            self.files[(name, "", "output")] = b"glTF-fake"
+            return {"meshes": [{"filename": name, "subfolder": "", "type": "output"}]}
         return {}
 
 
@@ -307,11 +351,54 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         return path[4:] if path.startswith("/api/") else path
 
+    def _scripted(self, method: str, path: str) -> bool:
+        """Play the next scripted answer for this route, if any; True when it was played."""
+        app = self.app
+        app.headers.append((method, path, dict(self.headers.items())))
+        route = f"{method} /{path.strip('/').split('/')[0]}"
+        answers = app.script.get(route)
+        if not answers:
+            return False
+        answer = answers.popleft()
+        if method == "POST":
+            self._body()
+        if answer == "stall":
+            app.released.wait(60)
+            self.close_connection = True
+        elif answer == "truncate":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"prompt_id": "x", "outp')
+            self.wfile.flush()
+            self.close_connection = True
+        elif answer == "cut":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"\x89PNG" + b"0" * 4096)
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            status, body = answer
+            self._send(status, body if isinstance(body, bytes) else json.dumps(body).encode())
+        return True
+
     def do_GET(self) -> None:  # noqa: N802
         app, path = self.app, self._path()
         app.requests.append(("GET", path))
+        if self._scripted("GET", path):
+            return
         q = parse_qs(urlparse(self.path).query)
         if path == "/ws":
+            if app.ws_redirect:
+                self.send_response(302)
+                self.send_header("Location", app.ws_redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             return self._websocket(q.get("clientId", [""])[0])
         if path == "/system_stats":
             return self._send(200, {"system": {"comfyui_version": "fake"}, "devices": []})
@@ -349,6 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         app, path = self.app, self._path()
         app.requests.append(("POST", path))
+        if self._scripted("POST", path):
+            return
         if path == "/upload/image":
             body = self._body()
             name = _multipart_filename(body, self.headers.get("Content-Type", "")) or "upload.png"
@@ -360,16 +449,22 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, b"bad json", "text/plain")
         if path == "/prompt":
             if app.submit_failures:
-                return self._send(app.submit_failures.popleft(), b"server error", "text/plain")
+                echo = "".join(f"{k}: {v}\n" for k, v in self.headers.items()) if app.echo_headers else ""
+                return self._send(app.submit_failures.popleft(), ("server error\n" + echo).encode(), "text/plain")
             prompt = data.get("prompt") or {}
             missing = [n.get("class_type") for n in prompt.values() if n.get("class_type") not in app.classes]
             if missing:
                 return self._send(400, {"error": {"type": "invalid_prompt", "message": f"Cannot execute because node {missing[0]} "
                                                   "does not exist.", "details": "", "extra_info": {}}, "node_errors": {}})
+            node_errors, prompt = app.validate(prompt)
+            if node_errors and not any(n.get("class_type") in OUTPUT_CLASSES for n in prompt.values()):
+                return self._send(400, {"error": {"type": "prompt_outputs_failed_validation", "message":
+                                                  "Prompt outputs failed validation", "details": "", "extra_info": {}},
+                                        "node_errors": node_errors})
             pid = data.get("prompt_id") or str(uuid.uuid4())
             app.submitted.append(data)
             app.enqueue(pid, prompt, data.get("client_id", ""))
-            return self._send(200, {"prompt_id": pid, "number": len(app.submitted), "node_errors": {}})
+            return self._send(200, {"prompt_id": pid, "number": len(app.submitted), "node_errors": node_errors})
         if path == "/queue":
             app.delete_pending(data.get("delete") or [])
             return self._send(200, {})

@@ -35,6 +35,11 @@ class FakeRunningHub:
         self.drop_create_answer = 0  # create the task, then close the connection without answering
         self.delay: dict[str, float] = {}  # path -> seconds before answering
         self.empty_outputs_first = 0  # answer code 0 + null this many times before the real outputs
+        self.file_failures: deque[int] = deque()  # HTTP codes for the next GET /files/... calls
+        self.outputs: list[Any] | None = None  # the outputs of every successful task (None: one image of node 9)
+        self.script: dict[str, deque[bytes]] = {}  # path -> raw bodies (HTTP 200) to answer instead, once each
+        self.headers: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
+        self.released = threading.Event()  # ends every delay (set by stop)
         self._next = 1900000000000000001  # > 2^53
         self._lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
@@ -56,6 +61,7 @@ class FakeRunningHub:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
+        self.released.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -107,7 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"code": code, "msg": msg, "data": data})
 
     def do_GET(self) -> None:  # noqa: N802 - output files
+        self.app.headers.append((self.path, dict(self.headers.items())))
         if self.path.startswith("/files/"):
+            if self.app.file_failures:
+                return self._send(self.app.file_failures.popleft(), b"unavailable", "text/plain")
             return self._send(200, PNG_1PX, "image/png")
         self._send(404, b"nope", "text/plain")
 
@@ -123,8 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 return self._env(301, None, "params invalid")
         app.calls.append((path, body))
+        app.headers.append((path, dict(self.headers.items())))
         if path in app.delay:
-            time.sleep(app.delay[path])
+            app.released.wait(app.delay[path])
+        if app.script.get(path):
+            return self._send(200, app.script[path].popleft())
         for queue_, send in ((app.http_failures, lambda c: self._send(c, b"err", "text/plain")), (app.code_failures, None)):
             if queue_ and queue_[0][0] == path:
                 _, code = queue_.popleft()
@@ -168,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
             if app.empty_outputs_first > 0:
                 app.empty_outputs_first -= 1
                 return self._env(0, None)
+            if app.outputs is not None:
+                return self._env(0, app.outputs)
             return self._env(0, [{"fileUrl": f"{app.url}/files/{task['id']}/ComfyUI_00001_.png", "fileType": "png",
                                   "taskCostTime": "12", "nodeId": "9", "consumeCoins": "3"}])
         if path == "/task/openapi/cancel":

@@ -113,7 +113,8 @@ def test_backend_down_from_the_start(tmp_path, fakes, workflows, capsys):
     assert main([str(m), "-q"]) == 0
     jobs = _index(tmp_path)
     assert len(jobs) == 40 and {j["backend"] for j in jobs} == {"alive"}
-    assert "backend dead: 0 completed" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "warning: backend 'dead'" in err and "http://127.0.0.1:9" in err and "running on the other backend(s)" in err
 
 
 def test_backend_dying_mid_run(tmp_path, fakes, workflows):
@@ -161,11 +162,22 @@ def test_changed_manifest_is_refused_unless_forced(tmp_path, fakes, workflows, c
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
                        sweep={"grid": {"width": [1, 2, 3]}})
     assert main([str(m), "-q"]) == 0 and len(fake.submitted) == 3
+    # removing values is fine too: their records are kept and the summary says so
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
                        sweep={"grid": {"width": [5]}})
+    assert main([str(m)]) == 0 and len(_index(tmp_path)) == 4
+    assert "3 recorded job(s) are no longer in the sweep" in capsys.readouterr().out
+    # a changed workflow is refused: its old results would be mixed with new ones
+    changed = tmp_path / "invert-changed.json"
+    data = json.loads((workflows / "invert.json").read_text())
+    data["2"]["class_type"] = "ImageInvert"
+    data["2"]["_meta"] = {"title": "inverted twice"}
+    changed.write_text(json.dumps(data))
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=changed, sweep={"grid": {"width": [1, 2]}})
     assert main([str(m), "-q"]) == 2
-    assert "no longer produces" in capsys.readouterr().err
-    assert main([str(m), "-q", "--force"]) == 0 and len(_index(tmp_path)) == 4
+    err = capsys.readouterr().err
+    assert "made with an earlier version of that workflow" in err and "4 job(s) of workflow 'w'" in err
+    assert main([str(m), "-q", "--force"]) == 0 and len(_index(tmp_path)) == 6
 
 
 def test_manifest_errors_exit_2_before_submitting(tmp_path, fakes, workflows, capsys):
@@ -196,7 +208,7 @@ def test_dry_run_submits_nothing(tmp_path, fakes, workflows, capsys):
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json", sweep=SWEEP)
     assert main([str(m), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("t: 40 jobs on 1 backend(s)") and "... and 30 more" in out
+    assert out.startswith("t: 40 jobs") and "backend f (concurrency 2): ~40 jobs" in out and "grid.width 20 x grid.height 2" in out
     assert fake.submitted == [] and not (tmp_path / "out").exists()
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import pytest
 
 from comfykit_batch import Workflow
-from comfykit_batch.executors.comfyui import HttpExecutor
+from comfykit_batch.errors import AuthError, BackendError
+from comfykit_batch.executors.comfyui_http import HttpExecutor
 from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
 
 BOTH = pytest.mark.parametrize("cls", [HttpExecutor, WebSocketExecutor], ids=["http", "websocket"])
@@ -72,7 +74,7 @@ def test_server_down_is_a_transient_failure(cls, wf):
 
 @BOTH
 def test_server_restart_loses_the_prompt(cls, fake_comfy, wf, monkeypatch):
-    import comfykit_batch.executors.comfyui as mod
+    import comfykit_batch.executors.comfyui_base as mod
 
     monkeypatch.setattr(mod, "LOST_CHECK_INTERVAL", 0.2)
     fake_comfy.work_seconds = 5
@@ -95,3 +97,145 @@ def test_timeout_removes_queued_prompt(cls, fake_comfy, wf):
         assert r.status == "failed" and r.failure.kind == "timeout"
         assert all(p[1] != r.prompt_id for p in fake_comfy.queue_state()["queue_pending"])
         blocker.join()
+
+
+# -- answers that are not what the protocol promises ------------------------------------------------
+
+
+@BOTH
+def test_invalid_json_from_history_is_survived(cls, fake_comfy, wf):
+    fake_comfy.script["GET /history"] = deque([(200, b"<html>proxy hiccup</html>")])
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+    assert r.status == "completed" and r.images_by_var["inverted"]
+
+
+@BOTH
+def test_invalid_json_from_submit_is_a_failed_result(cls, fake_comfy, wf):
+    fake_comfy.script["POST /prompt"] = deque([(200, b"{not json")])
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+    assert r.status == "failed" and r.failure.kind == "connection" and "not valid JSON" in r.msg
+
+
+@BOTH
+def test_truncated_answer_is_a_transient_failure(cls, fake_comfy, wf):
+    fake_comfy.script["POST /prompt"] = deque(["truncate"])
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+    assert r.status == "failed" and r.failure.kind == "connection" and r.failure.transient
+    assert "dropped" in r.msg
+
+
+def test_download_that_stops_midway_leaves_no_file(fake_comfy, wf, tmp_path):
+    with HttpExecutor(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+        fake_comfy.script["GET /view"] = deque(["cut"])
+        with pytest.raises(BackendError, match="dropped") as err:
+            ex.download(r.files[0], tmp_path / "out.png")
+    assert err.value.transient
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor a partial file
+
+
+@BOTH
+def test_history_read_that_never_completes_ends_at_the_calls_limit(cls, fake_comfy, wf):
+    fake_comfy.work_seconds = 0.2
+    fake_comfy.script["GET /history"] = deque(["stall"] * 10)
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=2)
+        default_read = ex.client.timeout[1]
+    assert r.status == "failed" and r.failure.kind == "timeout" and r.failure.transient
+    assert r.duration < default_read  # the stalled read was cut at the deadline, not at its own 60 s
+    assert ("POST", "/interrupt") in fake_comfy.requests
+
+
+@BOTH
+def test_submit_that_never_answers_ends_at_the_calls_limit(cls, fake_comfy, wf):
+    fake_comfy.script["POST /prompt"] = deque(["stall"])
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=1.5)
+    assert r.status == "failed" and r.failure.kind == "timeout"
+    assert ("POST", "/interrupt") in fake_comfy.requests  # it may have been queued: removed to be sure
+
+
+def test_websocket_ignores_other_clients_prompts(fake_comfy, wf):
+    fake_comfy.foreign_events = True
+    fake_comfy.work_seconds = 0.3
+    with WebSocketExecutor(fake_comfy.url) as ex:
+        events = []
+        r = ex.execute(wf, {"width": 4}, timeout=10, on_progress=events.append)
+    assert r.status == "completed" and r.images_by_var["inverted"]
+    assert events and all(e.prompt_id == r.prompt_id for e in events)
+    looked_up = {p for m, p in fake_comfy.requests if p.startswith("/history/")}
+    assert looked_up == {f"/history/{r.prompt_id}"}
+
+
+@BOTH
+def test_unknown_output_kind_is_kept_as_a_file(cls, fake_comfy, tmp_path):
+    wf = Workflow({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveMesh", "inputs": {"source": ["1", 0]}, "_meta": {"title": "$output.mesh"}},
+    })
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {}, timeout=10)
+        assert r.status == "completed", r.msg
+        (f,) = r.files
+        assert (f.kind, f.var, f.node_id) == ("file", "mesh", "2") and f.filename.endswith(".glb")
+        assert ex.download(f, tmp_path / "m.glb").size == len(b"glTF-fake")
+
+
+@BOTH
+def test_partly_invalid_prompt_fails_validation_and_is_stopped(cls, fake_comfy, wf):
+    bad = Workflow({**{k: v for k, v in wf.nodes.items()},
+                    "11": {"class_type": "EmptyImage", "inputs": {"width": -5, "height": 4, "batch_size": 1, "color": 0}},
+                    "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "bad"}}})
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(bad, {"width": 4}, timeout=10)
+    assert r.status == "failed" and r.failure.kind == "validation" and not r.failure.transient
+    assert "node 11 (EmptyImage) input 'width'" in r.msg and "smaller than min" in r.msg
+    assert ("POST", "/queue") in fake_comfy.requests and ("POST", "/interrupt") in fake_comfy.requests
+
+
+# -- secrets -----------------------------------------------------------------------------------------
+
+
+def test_websocket_redirect_is_refused_and_reported_as_auth(fake_comfy, wf):
+    from tests.fakes.fake_comfyui import FakeComfyUI
+
+    elsewhere = FakeComfyUI().start()
+    try:
+        fake_comfy.ws_redirect = elsewhere.url + "/ws"
+        with WebSocketExecutor(fake_comfy.url, api_key="sk-secret-1234", cookies="session=c00kie-value") as ex:
+            with pytest.raises(AuthError, match="redirect refused"):
+                ex.check()
+            r = ex.execute(wf, {"width": 4}, timeout=10)
+        assert r.status == "failed" and r.failure.kind == "auth" and not r.failure.transient
+        assert elsewhere.headers == []  # the other host never saw a request, let alone the key
+        assert not fake_comfy.submitted
+    finally:
+        elsewhere.stop()
+
+
+@BOTH
+def test_cookies_reach_a_localhost_backend_on_every_request(cls, fake_comfy, wf):
+    url = fake_comfy.url.replace("127.0.0.1", "localhost")
+    with cls(url, cookies="session=c00kie-value; other=2") as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+    assert r.status == "completed"
+    assert fake_comfy.headers and all(h.get("Cookie") == "session=c00kie-value; other=2" for _, _, h in fake_comfy.headers)
+    if cls is WebSocketExecutor:
+        assert any(p == "/ws" for _, p, _ in fake_comfy.headers)
+
+
+@BOTH
+def test_5xx_body_echoing_the_request_never_carries_secrets(cls, fake_comfy, wf, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    fake_comfy.echo_headers = True
+    fake_comfy.submit_failures.append(500)
+    with cls(fake_comfy.url, api_key="sk-secret-1234", cookies={"session": "c00kie-value"}) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+    assert r.status == "failed" and "HTTP 500" in r.msg and "***" in r.msg
+    for text in (repr(r), caplog.text):
+        assert "sk-secret-1234" not in text and "c00kie-value" not in text

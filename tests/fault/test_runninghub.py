@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 
 import pytest
 
 from comfykit_batch import ComfyKit, ParameterError, Workflow
-from comfykit_batch.executors.runninghub import RunningHubExecutor, remote_workflow
+from comfykit_batch.executors.runninghub import RunningHubExecutor
+from comfykit_batch.sources import remote_workflow
 from tests.fakes.fake_runninghub import GOOD_KEY, FakeRunningHub
 from tests.helpers import png
 
@@ -234,3 +236,88 @@ def test_list_params_of_a_workflow_id_fetches_its_json(rh):
     kit = ComfyKit(runninghub_url=rh.url, runninghub_api_key=GOOD_KEY)
     names = {p["name"]: p for p in kit.list_params(WF_ID)}
     assert set(names) == {"prompt", "seed", "steps", "image"} and names["prompt"]["required"]
+
+
+# -- the error contract, deadlines and secrets -------------------------------------------------------
+
+
+def test_stalled_status_request_ends_at_the_calls_limit_and_cancels(rh):
+    rh.run_seconds = 30
+    rh.delay["/task/openapi/status"] = 60  # every status request hangs (until the fake stops)
+    with make(rh) as ex:
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"}, timeout=2)
+        default_read = ex.request_timeout[1]
+    assert r.status == "failed" and r.failure.kind == "timeout" and r.failure.transient
+    assert r.duration < default_read  # the stalled read was cut at the deadline, not at its own 60 s
+    cancels = [b["taskId"] for p, b in rh.calls if p == "/task/openapi/cancel"]
+    assert cancels == [r.prompt_id] and rh.tasks[r.prompt_id]["cancelled"]
+
+
+def test_no_timeout_means_the_executors_own(rh):
+    rh.run_seconds = 30
+    with make(rh, timeout=0.5) as ex:
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"}, timeout=None)
+    assert r.failure.kind == "timeout" and rh.tasks[r.prompt_id]["cancelled"]
+
+
+def test_download_503_is_a_transient_backend_error(rh, tmp_path):
+    from comfykit_batch.errors import BackendError
+
+    with make(rh) as ex:
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"})
+        rh.file_failures.append(503)
+        with pytest.raises(BackendError, match="HTTP 503") as err:
+            ex.download(r.files[0], tmp_path / "o.png")
+        assert err.value.transient and not list(tmp_path.iterdir())
+        assert ex.download(r.files[0], tmp_path / "o.png").size > 0  # and it passes
+    downloads = [h for p, h in rh.headers if p.startswith("/files/")]
+    assert downloads and all(GOOD_KEY not in json.dumps(h) for h in downloads)
+
+
+def test_unreachable_runninghub_is_a_failed_result_and_a_check_error():
+    from comfykit_batch.errors import BackendError
+
+    with RunningHubExecutor("http://127.0.0.1:9", GOOD_KEY, retry_count=0) as ex:
+        with pytest.raises(BackendError, match=r"127\.0\.0\.1:9\? set runninghub_url") as err:
+            ex.check()
+        assert err.value.transient
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"}, timeout=5)
+        with pytest.raises(BackendError):
+            ex.prepare(remote_workflow(WF_ID))
+    assert r.status == "failed" and r.failure.kind == "connection" and r.failure.transient
+
+
+def test_check_with_a_bad_key_is_an_auth_error(rh):
+    from comfykit_batch.errors import AuthError
+
+    with make(rh) as ex:
+        ex.check()
+    with RunningHubExecutor(rh.url, "sk-wrong-secret") as ex, pytest.raises(AuthError, match="802") as err:
+        ex.check()
+    assert "sk-wrong-secret" not in str(err.value)
+    assert [p for p, _ in rh.calls] == ["/uc/openapi/accountStatus"] * 2
+
+
+def test_invalid_json_from_status_is_survived(rh):
+    rh.script["/task/openapi/status"] = deque([b"<html>gateway</html>", b'{"code": 0, "da'])
+    with make(rh) as ex:
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"})
+    assert r.status == "completed", r.msg
+
+
+def test_server_text_echoing_the_key_is_scrubbed(rh, caplog):
+    caplog.set_level(logging.DEBUG)
+    echo = json.dumps({"code": 433, "msg": f"validation failed for body apiKey={GOOD_KEY}", "data": None}).encode()
+    rh.script["/task/openapi/create"] = deque([echo])
+    with make(rh) as ex:
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"})
+    assert r.status == "failed" and r.failure.code == 433 and "apiKey=***" in r.msg
+    assert GOOD_KEY not in repr(r) and GOOD_KEY not in caplog.text
+
+
+def test_declared_output_missing_from_runninghub_outputs_fails(rh):
+    rh.outputs = [{"fileUrl": f"{rh.url}/files/x/other.png", "fileType": "png", "nodeId": "77"}]
+    with make(rh) as ex:
+        r = ex.execute(remote_workflow(WF_ID), {"prompt": "x"})
+    assert r.status == "failed" and r.failure.kind == "missing_output"
+    assert "final (node 9, SaveImage)" in r.msg and r.prompt_id

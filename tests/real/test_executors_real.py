@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from comfykit_batch import ComfyKit, MissingNodesError, Workflow
-from comfykit_batch.executors.comfyui import HttpExecutor
+from comfykit_batch.executors.comfyui_http import HttpExecutor
 from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
 from tests.helpers import png
 

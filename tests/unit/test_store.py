@@ -77,3 +77,68 @@ def test_index_layout_round_trips_and_hand_written_indexes_still_load(tmp_path):
     (tmp_path / "index.json").write_text(json.dumps(data, indent=2))
     third = ResultStore(tmp_path, "m").open()
     assert third.ids() == {"job0", "job1", "job2"} and third.status("job1") == "completed"
+
+
+def failed(i, transient):
+    return {"id": f"job{i}", "status": "failed", "files": [], "error": {"kind": "x", "message": "m", "transient": transient}}
+
+
+def test_records_live_in_sqlite_and_a_kill_between_commits_loses_nothing(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    for i in range(5):
+        s.record(rec(i))  # fewer than a commit batch: only the journal has them
+    assert (tmp_path / "index.sqlite").exists()
+    again = ResultStore(tmp_path, "m").open()  # the first one never closed: as after a kill
+    assert len(again) == 5 and all(again.status(f"job{i}") == "completed" for i in range(5))
+    assert (tmp_path / "journal.jsonl").read_text() == "", "the journal was committed and emptied"
+    import sqlite3
+
+    n = sqlite3.connect(tmp_path / "index.sqlite").execute("select count(*) from jobs").fetchone()[0]
+    assert n == 5
+
+
+def test_counts_failed_ids_and_contains(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    s.record(rec(1))
+    s.record(failed(2, True))
+    s.record(failed(3, False))
+    s.record({"id": "job4", "status": "failed", "files": [], "error": {"kind": "config", "message": "m"}})
+    assert s.counts() == {"completed": 1, "failed": 3}
+    assert list(s.failed_ids()) == ["job2", "job3", "job4"]
+    assert list(s.failed_ids(transient=True)) == ["job2"]
+    assert list(s.failed_ids(transient=False)) == ["job3", "job4"]
+    assert s.contains("job1") and s.contains("job4") and not s.contains("job5")
+    assert sorted(s.iter_ids()) == ["job1", "job2", "job3", "job4"]
+
+
+def test_a_re_recorded_job_keeps_its_place_and_takes_its_new_outcome(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    for i in range(3):
+        s.record(failed(i, True))
+    s.flush()
+    s.record(rec(1))
+    s.close()
+    jobs = json.loads((tmp_path / "index.json").read_text())["jobs"]
+    assert [(j["id"], j["status"]) for j in jobs] == [("job0", "failed"), ("job1", "completed"), ("job2", "failed")]
+
+
+def test_an_old_folder_with_index_json_and_journal_is_imported(tmp_path):
+    lines = [json.dumps(rec(i)) for i in range(3)]
+    (tmp_path / "index.json").write_text('{"manifest": "m", "updated": "x", "jobs": [\n' + ",\n".join(lines) + "\n]}\n")
+    (tmp_path / "journal.jsonl").write_text(json.dumps(failed(3, True)) + "\n" + json.dumps(rec(0, "failed")) + "\n")
+    s = ResultStore(tmp_path, "m").open()
+    assert len(s) == 4 and s.status("job0") == "failed" and s.status("job3") == "failed" and s.status("job2") == "completed"
+    s.close()
+    again = ResultStore(tmp_path, "m").open()  # imported once: the export is not read back over newer rows
+    assert again.counts() == {"completed": 2, "failed": 2}
+
+
+def test_an_unreadable_old_index_is_named(tmp_path):
+    (tmp_path / "index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="index.json: unreadable index"):
+        ResultStore(tmp_path, "m").open()
+
+
+def test_nothing_recorded_still_exports_a_valid_empty_index(tmp_path):
+    ResultStore(tmp_path, "m").open().close()
+    assert json.loads((tmp_path / "index.json").read_text())["jobs"] == []

@@ -41,3 +41,26 @@ def test_bare_name_is_a_server_file():
 def test_wrong_type():
     with pytest.raises(ParameterError, match="is an upload"):
         classify(12, "img")
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://cdn.example/a/cat.png?sig=SECRET&token=SECRET", "https://cdn.example/a/cat.png?…"),
+        ("https://user:SECRET@cdn.example:8443/x.json#SECRET", "https://cdn.example:8443/x.json"),
+        ("http://[::1]:8188/view?token=SECRET", "http://[::1]:8188/view?…"),
+        ("http://host.example/plain.json", "http://host.example/plain.json"),
+        ("http://host.example:notaport/x?token=SECRET", "<unparseable URL>"),
+    ],
+)
+def test_redact_url_keeps_scheme_host_and_path_only(url, shown):
+    from comfykit_batch.uploads import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_an_upload_sources_repr_never_shows_its_url_or_bytes():
+    s = classify("https://cdn.example/a/cat.png?X-Signature=SECRET", "img")
+    assert "SECRET" not in repr(s) and "SECRET" not in str(s)
+    assert s.url.endswith("SECRET"), "the download itself still needs the signed URL"
+    assert "0000000000" not in repr(classify(PNG, "img"))

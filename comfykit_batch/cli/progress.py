@@ -1,12 +1,13 @@
-"""Progress on stderr: one live line on a terminal, plain log lines otherwise."""
+"""Progress on stderr: one live line on a terminal, plain log lines otherwise (the CLI's, so it may print)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
-from .runner import Progress
+from ..batch.runner import Progress
 
 
 def _clock(seconds: float | None) -> str:
@@ -21,12 +22,15 @@ def _clock(seconds: float | None) -> str:
 class ProgressDisplay:
     """Call with a ``Progress`` snapshot; call ``close()`` at the end."""
 
-    def __init__(self, stream: TextIO | None = None, *, interval: float = 10.0, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 10.0, quiet: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
         self.quiet = quiet
-        self._last = 0.0
+        self.clock = clock
+        self._last: float | None = None  # when the last log line was written; None: never (monotonic has no zero)
+        self._seen: Progress | None = None
         self._width = 0
 
     def line(self, p: Progress) -> str:
@@ -37,6 +41,7 @@ class ProgressDisplay:
                 f"{p.rate():.2f} jobs/s | ETA {_clock(p.eta())} | in flight {backends}")
 
     def __call__(self, p: Progress) -> None:
+        self._seen = p
         if self.quiet:
             return
         text = self.line(p)
@@ -46,14 +51,15 @@ class ProgressDisplay:
             self._width = len(text)
             self.stream.flush()
             return
-        now = time.monotonic()
-        if now - self._last >= self.interval:
+        now = self.clock()
+        if self._last is None or now - self._last >= self.interval:
             self._last = now
             self.stream.write(text + "\n")
             self.stream.flush()
 
     def close(self, last: Progress | None = None) -> None:
         """End the live line (terminal) or write the final state (log)."""
+        last = last or self._seen
         if self.quiet:
             return
         if self.tty:

@@ -1,0 +1,103 @@
+"""One backend as the runner sees it: an executor plus its load, pause and drop bookkeeping.
+
+A backend that fails ``PAUSE_AFTER`` jobs in a row for backend reasons is paused
+(``pause_first`` doubling up to ``pause_max``) and then probed with one job at a
+time; one that has stayed down for ``down_limit`` seconds is dropped for the
+rest of the run. Time comes from an injected clock, never compared with another.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..defaults import DEFAULTS
+from ..executors.base import Executor
+from .sweep import Job
+
+logger = logging.getLogger("comfykit_batch.runner")
+
+Clock = Callable[[], float]
+
+PAUSE_AFTER = 3
+PAUSE_FIRST, PAUSE_MAX = 5.0, 60.0
+
+
+@dataclass
+class Backend:
+    """An executor plus the runner's bookkeeping for it."""
+
+    name: str
+    executor: Executor
+    concurrency: int
+    workflows: set[str] | None = None  # None: every workflow
+    down_limit: float = DEFAULTS.backend_down_limit
+    pause_first: float = PAUSE_FIRST
+    pause_max: float = PAUSE_MAX
+    in_flight: int = 0
+    dispatched: int = 0
+    completed: int = 0
+    failed: int = 0
+    consecutive_faults: int = 0
+    paused_until: float | None = None
+    pause_len: float = field(default=0.0)
+    down_since: float | None = None
+    dropped: bool = False
+    idle_since: float | None = None
+    idle_total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.pause_len = self.pause_first
+
+    def may_run(self, job: Job) -> bool:
+        """Whether this backend could ever run ``job`` (its workflow is allowed and it is not dropped)."""
+        return not self.dropped and (self.workflows is None or job.workflow in self.workflows)
+
+    def accepts(self, job: Job, now: float) -> bool:
+        """Whether to hand ``job`` to this backend now."""
+        if not self.may_run(job):
+            return False
+        if self.paused_until is not None:
+            if now < self.paused_until or self.in_flight:  # after a pause: one probe job at a time
+                return False
+        return self.in_flight < self.concurrency
+
+    def started(self, now: float) -> None:
+        self.mark_busy(now)
+        self.in_flight += 1
+        self.dispatched += 1
+
+    def ended(self, fault: bool, now: float) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.mark_idle(now)
+        if not fault:
+            self.consecutive_faults, self.paused_until, self.pause_len, self.down_since = 0, None, self.pause_first, None
+            return
+        self.consecutive_faults += 1
+        if self.down_since is None:
+            self.down_since = now
+        if self.consecutive_faults < PAUSE_AFTER:
+            return
+        if now - self.down_since >= self.down_limit:
+            self.dropped = True
+            logger.warning("backend %s dropped: down for %.0fs (limit %.0fs)", self.name, now - self.down_since, self.down_limit)
+            return
+        self.paused_until = now + self.pause_len
+        logger.warning("backend %s paused for %.0fs after %d failures in a row", self.name, self.pause_len, self.consecutive_faults)
+        self.pause_len = min(self.pause_len * 2, self.pause_max)
+
+    def mark_idle(self, now: float) -> None:
+        if self.in_flight == 0 and self.idle_since is None:
+            self.idle_since = now
+
+    def mark_busy(self, now: float) -> None:
+        if self.idle_since is not None:
+            self.idle_total += now - self.idle_since
+            self.idle_since = None
+
+    def stats(self, wall: float) -> dict[str, Any]:
+        return {"completed": self.completed, "failed": self.failed, "dropped": self.dropped,
+                "idle_fraction": round(self.idle_total / wall, 4) if wall > 0 else 0.0}

@@ -1,0 +1,139 @@
+"""Checks that run before the first job, so a bad setup fails in seconds with one line.
+
+Every swept parameter name against each workflow's DSL; every distinct swept
+value against the workflow's types (and each backend's, once it answered);
+every backend's reachability; and whether the output folder holds jobs made
+with a different version of a workflow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import BackendError, ManifestError, ParameterError
+from ..executors.base import Executor
+from ..workflow import Workflow
+from .manifest import Manifest
+from .store import ResultStore
+from .sweep import Sweep, job_id
+
+#: (workflow, parameter) -> distinct values, each with the key path it came from
+SweptValues = dict[tuple[str, str], dict[str, tuple[Any, str]]]
+
+
+def check_sweep_names(manifest: Manifest, sweep: Sweep, workflows: dict[str, Workflow]) -> None:
+    """Every swept name must be a DSL parameter; remote workflows are checked once their JSON is fetched."""
+    for wf_name, names in sweep.param_sets():
+        if not workflows[wf_name].nodes:
+            continue
+        try:
+            workflows[wf_name].check_params(dict.fromkeys(names))
+        except ParameterError as exc:
+            raise ManifestError(f"{manifest.path}: sweep (workflow {wf_name!r}): {exc}") from None
+
+
+def _block_values(block: Mapping[str, Any], where: str) -> Iterator[tuple[str, Any, str]]:
+    """(parameter, value, key path) for every value a block can give a parameter."""
+    for name, value in (block.get("params") or {}).items():
+        yield name, value, f"{where}.params.{name}"
+    for section in ("grid", "zip"):
+        for name, values in (block.get(section) or {}).items():
+            for v in values:
+                yield name, v, f"{where}.{section}.{name}"
+    for i, case in enumerate(block.get("cases") or []):
+        for name, v in case.items():
+            yield name, v, f"{where}.cases[{i}].{name}"
+    for name, spec in ((block.get("random") or {}).get("params") or {}).items():
+        for v in spec.get("choice") or spec.get("range") or []:
+            yield name, v, f"{where}.random.params.{name}"
+    seeds = block.get("seeds")
+    if seeds:
+        values = seeds.get("values") or [seeds.get("base", 0), seeds.get("base", 0) + seeds["count"] - 1]
+        for v in values:
+            yield seeds["param"], v, f"{where}.seeds"
+
+
+def swept_values(manifest: Manifest, workflow_names: list[str]) -> SweptValues:
+    """Each distinct value once per (workflow, parameter): a million-job grid has only a few hundred."""
+    out: SweptValues = {}
+    for i, block in enumerate(manifest.blocks):
+        target = block.get("workflow")
+        targets = workflow_names if target is None else ([target] if isinstance(target, str) else list(target))
+        for name, value, where in _block_values(block, f"sweep[{i}]"):
+            key = json.dumps(value, sort_keys=True, default=str)
+            for wf in targets:
+                out.setdefault((wf, name), {}).setdefault(key, (value, where))
+    return out
+
+
+def check_sweep_values(manifest: Manifest, workflows: dict[str, Workflow], executors: Mapping[str, Executor]) -> None:
+    """Refuse a value that does not fit: the workflow's own types, then each backend's (given ``executors``)."""
+    values = swept_values(manifest, list(workflows))
+    for (wf_name, param), distinct in values.items():
+        wf = workflows[wf_name]
+        if not wf.nodes or param not in wf.parameters:
+            continue
+        typings: list[tuple[str, Any]] = [("", None)]
+        typings += [(f" on backend {name!r}", ex.types_for(wf)) for name, ex in executors.items()]
+        for value, where in distinct.values():
+            for on, types in typings:
+                try:
+                    wf.check_value(param, value, types)
+                except ParameterError as exc:
+                    raise ManifestError(f"{manifest.path}: {where}{on}: {exc}") from None
+
+
+def check_backends(executors: Mapping[str, Executor], notice: Any) -> set[str]:
+    """The names of the backends that answer; raises ``BackendError`` when none does."""
+    def probe(item: tuple[str, Executor]) -> tuple[str, BackendError | None]:
+        try:
+            item[1].check()
+            return item[0], None
+        except BackendError as exc:
+            return item[0], exc
+
+    with ThreadPoolExecutor(max(1, len(executors))) as pool:
+        results = list(pool.map(probe, executors.items()))
+    problems = [f"backend {name!r}: {exc}" for name, exc in results if exc is not None]
+    usable = {name for name, exc in results if exc is None}
+    if not usable:
+        raise BackendError("no backend can be used: " + "; ".join(problems), transient=False)
+    for p in problems:
+        notice(f"warning: {p}; running on the other backend(s)")
+    return usable
+
+
+def refuse_changed_workflows(store: ResultStore, manifest: Manifest, workflows: dict[str, Workflow], *, force: bool) -> None:
+    """Refuse to add to a folder whose jobs were made by another version of a workflow (unless ``force``)."""
+    if force or not len(store):
+        return
+    current = {name: wf.fingerprint() for name, wf in workflows.items() if wf.nodes}
+    changed: dict[str, int] = {}
+    for rec in _records(store):
+        name = rec.get("workflow")
+        if name not in current:
+            continue
+        recorded = rec.get("workflow_sha256")
+        same = recorded == current[name] if recorded else job_id(current[name], rec.get("params") or {}, rec.get("repeat", 0)) == rec["id"]
+        if not same:
+            changed[name] = changed.get(name, 0) + 1
+    if changed:
+        what = ", ".join(f"{n} job(s) of workflow {w!r}" for w, n in sorted(changed.items()))
+        raise ManifestError(
+            f"{manifest.output} holds {what} made with an earlier version of that workflow (its nodes changed since); "
+            "use --force to add the new jobs beside them, or --output DIR for a fresh folder"
+        )
+
+
+def _records(store: ResultStore) -> Iterator[dict[str, Any]]:
+    records = getattr(store, "records", None)
+    if callable(records):
+        yield from records()
+        return
+    for jid in store.ids():
+        rec = store.get(jid)
+        if rec is not None:
+            yield rec

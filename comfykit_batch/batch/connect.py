@@ -1,0 +1,29 @@
+"""Turn the manifest's backend specs into executors (starting the managed local server if asked).
+
+Executors are made by the executors layer's factory; this module only maps a
+``BackendSpec`` onto it, so the batch layer never names a concrete executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+
+from ..executors.base import Executor
+from ..executors.factory import create_executor
+from ..local_comfyui import LocalComfyUI, default_home
+from .manifest import BackendSpec
+
+
+def build_executor(spec: BackendSpec, stack: ExitStack, notice: Callable[[str], None]) -> Executor:
+    """The executor for one backend; a managed local server is started now and stopped with ``stack``."""
+    url = spec.url
+    if spec.managed:
+        server = stack.enter_context(LocalComfyUI(default_home() / "server", on_notice=notice))
+        url = server.url
+    executor = create_executor(
+        url, type=spec.type, executor=spec.executor, api_key=spec.api_key, cookies=spec.cookies,
+        concurrency=spec.concurrency, instance_type=spec.instance_type, webhook_url=spec.webhook_url,
+        poll_interval=spec.poll_interval,
+    )
+    return stack.enter_context(executor)

@@ -1,0 +1,187 @@
+"""The sqlite layer of the result store: one table of records, one unique index on the job id.
+
+Kept apart from ``store.py`` so the store reads as policy (journal first, commit in batches, where
+files go) and this as storage. A row is ``(id, status, transient, files, line)``: the few fields a
+resume needs, plus the record as the JSON line ``index.json`` is made of. ``files`` packs
+``path\\tsize\\tsha256`` lines, so checking a job's files parses no JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, str, int | None, str, str]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    n INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    transient INTEGER,
+    files TEXT NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_id ON jobs(id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+UPSERT = (
+    "INSERT INTO jobs(id, status, transient, files, line) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET status=excluded.status, transient=excluded.transient, "
+    "files=excluded.files, line=excluded.line"
+)
+CACHE_KB = 32768  # page cache per connection: keeps the id index's hot pages as the table grows
+MAX_VARS = 900  # below sqlite's oldest limit of bound parameters per statement (999)
+FIND = "SELECT status, transient, files FROM jobs WHERE id = ?"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A read-write connection in WAL mode; ``synchronous=NORMAL`` because the journal is the crash guarantee."""
+    conn = sqlite3.connect(str(path), timeout=60.0, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KB}")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def connect_ro(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to another shard's index, or None if it cannot be read (being created)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0, check_same_thread=False)
+        conn.execute("SELECT 1 FROM jobs LIMIT 1")
+        return conn
+    except sqlite3.Error:
+        return None
+
+
+@contextmanager
+def exclusive(conn: sqlite3.Connection) -> Iterator[None]:
+    """One writer at a time across processes (shards importing the same old folder)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+
+def pack_files(files: Iterable[dict[str, Any]]) -> str:
+    return "\n".join(f"{f['path']}\t{int(f['size'])}\t{f.get('sha256', '')}" for f in files)
+
+
+def unpack_files(packed: str) -> Iterator[tuple[str, int, str]]:
+    for entry in packed.split("\n") if packed else ():
+        rel, size, sha = entry.split("\t")
+        yield rel, int(size), sha
+
+
+#: one encoder made once (``json.dumps`` with options builds a new one per call)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def row_of(rec: dict[str, Any], line: str | None = None) -> Row:
+    """The row for one record (``line`` when the caller already has its JSON)."""
+    if line is None:
+        line = _encode(rec)
+    error = rec.get("error") or {}
+    transient = error.get("transient") if isinstance(error, dict) else None
+    return (str(rec["id"]), str(rec.get("status")), None if transient is None else int(bool(transient)),
+            pack_files(rec.get("files") or []), line)
+
+
+def upsert(conn: sqlite3.Connection, rows: Iterable[Row], *, commit: bool = True) -> None:
+    """Insert or replace records; a replaced record keeps its place (its row number) in the export."""
+    if not commit:
+        conn.executemany(UPSERT, rows)
+        return
+    conn.execute("BEGIN")
+    try:
+        conn.executemany(UPSERT, rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def replay_journal(conn: sqlite3.Connection, journal: Path) -> int:
+    """Commit a journal's records (lines cut short by a kill are skipped: those jobs run again)."""
+    if not journal.exists() or not journal.stat().st_size:
+        return 0
+    rows: list[Row] = []
+    with open(journal, encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            line = raw.rstrip("\n")
+            try:
+                rows.append(row_of(json.loads(line), line))
+            except (ValueError, KeyError, TypeError):
+                continue
+    upsert(conn, rows)
+    return len(rows)
+
+
+def find(conn: sqlite3.Connection, job_id: str) -> tuple[str, int | None, str] | None:
+    return conn.execute(FIND, (job_id,)).fetchone()  # type: ignore[no-any-return]
+
+
+def find_many(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
+    """The rows of many jobs in one query: a quarter of the cost of asking one at a time."""
+    found: dict[str, tuple[str, int | None, str]] = {}
+    for k in range(0, len(job_ids), MAX_VARS):
+        chunk = job_ids[k:k + MAX_VARS]
+        sql = f"SELECT id, status, transient, files FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
+        for r in conn.execute(sql, chunk):
+            found[r[0]] = (r[1], r[2], r[3])
+    return found
+
+
+def line(conn: sqlite3.Connection, job_id: str) -> str | None:
+    row = conn.execute("SELECT line FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return row[0] if row else None
+
+
+def count(conn: sqlite3.Connection | None) -> int:
+    return conn.execute("SELECT count(*) FROM jobs").fetchone()[0] if conn is not None else 0
+
+
+def counts(conn: sqlite3.Connection | None) -> dict[str, int]:
+    if conn is None:
+        return {}
+    return dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
+
+
+def ids(conn: sqlite3.Connection | None) -> Iterator[str]:
+    """Every id, streamed (a cursor of its own, so a long walk does not hold the store's lock)."""
+    if conn is None:
+        return iter(())
+    return (r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY n"))
+
+
+def failed_ids(conn: sqlite3.Connection | None, transient: bool | None) -> Iterator[str]:
+    if conn is None:
+        return iter(())
+    if transient is None:
+        cur = conn.execute("SELECT id FROM jobs WHERE status = 'failed' ORDER BY n")
+    else:
+        cur = conn.execute("SELECT id FROM jobs WHERE status = 'failed' AND coalesce(transient, 0) = ? ORDER BY n",
+                           (int(transient),))
+    return (r[0] for r in cur)
+
+
+def lines(conn: sqlite3.Connection) -> Iterator[str]:
+    return (r[0] for r in conn.execute("SELECT line FROM jobs ORDER BY n"))

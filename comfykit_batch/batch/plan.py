@@ -1,0 +1,322 @@
+"""The dry-run plan: what a run of this manifest would do, without submitting anything.
+
+A user about to start a long batch wants more than a count: how the jobs split
+over workflows and backends, which axes multiply to that count, what the first
+jobs look like, what a re-run would skip, and a warning when the sweep is much
+larger than they probably meant. Everything here is computed from the manifest,
+the sweep and (when one exists) the output folder's store; counts use the
+sweep's arithmetic, so a plan for ten million jobs is instant unless ``exclude``
+rules couple too many axes (then ``on_progress`` reports the walk).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .manifest import Manifest
+from .sweep import CountProgress, Job, Sweep, axis_labels, block_axes, block_count
+
+#: past this many jobs the plan warns, with the estimated size of the run
+LARGE_SWEEP = 100_000
+#: bytes one index record takes when no earlier run says better (measured on the shipped example)
+RECORD_BYTES = 700
+SAMPLE_RECORDS = 200
+
+
+class StoreView(Protocol):
+    """What the plan reads from an output folder's ``ResultStore``."""
+
+    def __len__(self) -> int: ...
+    def status(self, job_id: str) -> str | None: ...
+    def is_complete(self, job_id: str) -> bool: ...
+    def get(self, job_id: str) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class BlockPlan:
+    """One sweep block: its axes (label, size), and how many combinations ``exclude`` leaves."""
+
+    index: int
+    workflows: list[str]
+    axes: list[tuple[str, int]]
+    fixed: list[str]
+    combinations: int
+    kept: int
+    rules: int
+    repeat: int
+
+    @property
+    def jobs(self) -> int:
+        return self.kept * self.repeat * len(self.workflows)
+
+    def line(self) -> str:
+        product = " x ".join(f"{label} {n}" for label, n in self.axes) or "no axes"
+        text = f"sweep[{self.index}] -> {', '.join(self.workflows)}: {product}"
+        if self.rules or self.repeat != 1 or len(self.workflows) != 1:
+            text += f" = {self.combinations:,}"
+        if self.rules:
+            text += f"; exclude ({self.rules} rule{'s' if self.rules != 1 else ''}) removes {self.combinations - self.kept:,}"
+        if self.repeat != 1:
+            text += f"; x repeat {self.repeat}"
+        if len(self.workflows) != 1:
+            text += f"; x {len(self.workflows)} workflows"
+        text += f" = {self.jobs:,} job{'s' if self.jobs != 1 else ''}"
+        return text + (f" (fixed: {', '.join(self.fixed)})" if self.fixed else "")
+
+
+@dataclass
+class Rerun:
+    """What a re-run into the existing output folder would do with the selected jobs."""
+
+    completed: int = 0  # skipped: done, files still there
+    failed: int = 0  # failed in an earlier run
+    missing_files: int = 0  # recorded completed, but a file is gone: runs again
+    new: int = 0
+    not_in_sweep: int | None = None  # recorded jobs this manifest no longer produces
+    bytes_per_job: float | None = None  # output files, from the completed jobs sampled
+    record_bytes: float | None = None
+
+
+@dataclass
+class Plan:
+    """A dry run's description; ``lines()`` is what the command line prints."""
+
+    name: str
+    output: str
+    total: int
+    upper_bound: int
+    per_workflow: dict[str, int]
+    per_backend: dict[str, dict[str, int]]  # backend -> workflow -> estimated jobs
+    concurrency: dict[str, int]
+    blocks: list[BlockPlan]
+    first: list[Job]
+    rerun: Rerun | None = None
+    selection: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        s = "s" if self.total != 1 else ""
+        head = f"{self.name}: {self.total:,} job{s}"
+        if self.upper_bound != self.total and not self.selection:
+            head += f" ({self.upper_bound:,} before exclude)"
+        out = [head + (f" {self.selection}" if self.selection else "") + f"; output {self.output}"]
+        out += [f"  workflow {wf}: {n:,} job{'s' if n != 1 else ''}" for wf, n in self.per_workflow.items()]
+        out += self._backend_lines()
+        out += ["  " + b.line() for b in self.blocks]
+        if self.first:
+            out.append(f"  first {len(self.first)} job{'s' if len(self.first) != 1 else ''}:")
+            out += [f"    {j.id}  {j.workflow}  {json.dumps(dict(j.params), ensure_ascii=False, default=str)}"
+                    + (f"  repeat {j.repeat}" if j.repeat else "") for j in self.first]
+        if self.rerun is not None:
+            out += self._rerun_lines(self.rerun)
+        return out + [f"warning: {w}" for w in self.warnings]
+
+    def _backend_lines(self) -> list[str]:
+        out = []
+        for name, by_wf in self.per_backend.items():
+            n = sum(by_wf.values())
+            detail = ", ".join(f"{wf} {k:,}" for wf, k in by_wf.items() if k) or "no workflow may run here"
+            out.append(f"  backend {name} (concurrency {self.concurrency[name]}): ~{n:,} job{'s' if n != 1 else ''} ({detail})")
+        return out
+
+    @staticmethod
+    def _rerun_lines(r: Rerun) -> list[str]:
+        parts = [f"{r.completed:,} completed (skipped)", f"{r.new + r.missing_files:,} to run"]
+        if r.failed:
+            parts.insert(1, f"{r.failed:,} failed earlier (transient ones run again; --retry-failed for all)")
+        if r.missing_files:
+            parts.append(f"{r.missing_files:,} of them because a recorded file is gone")
+        out = ["  re-run into the existing output: " + ", ".join(parts)]
+        if r.not_in_sweep:
+            out.append(f"  {r.not_in_sweep:,} recorded job(s) are no longer in this sweep (their records are kept)")
+        return out
+
+
+# -- pieces -----------------------------------------------------------------------------------------
+def _block_plans(sweep: Sweep, on_progress: CountProgress | None) -> list[BlockPlan]:
+    out = []
+    for i, block in enumerate(sweep.blocks):
+        sizes = [n for n, _ in block_axes(block)]
+        labels = [label for label, _ in axis_labels(block)]
+        out.append(BlockPlan(
+            index=i, workflows=sweep.targets(block), axes=list(zip(labels, sizes, strict=True)),
+            fixed=sorted(block.get("params") or {}), combinations=math.prod(sizes), kept=block_count(block, on_progress),
+            rules=len(block.get("exclude") or []), repeat=int(block.get("repeat", 1)),
+        ))
+    return out
+
+
+def _round_shares(shares: Mapping[str, float], n: int) -> dict[str, int]:
+    """Whole jobs from fractional shares, keeping the sum (largest remainders first)."""
+    floors = {b: math.floor(x) for b, x in shares.items()}
+    left = n - sum(floors.values())
+    for b in sorted(shares, key=lambda b: floors[b] - shares[b])[:max(left, 0)]:
+        floors[b] += 1
+    return floors
+
+
+def spread(counts: Mapping[str, int], allowed: Mapping[str, Sequence[str]], concurrency: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Estimated jobs per backend and workflow if every job took as long.
+
+    The runner gives the next job to the least-loaded backend that may run it, so
+    backends finish together: each workflow's jobs fill its backends up to a common
+    level of jobs per slot, the most restricted workflows first.
+    """
+    load = dict.fromkeys(concurrency, 0.0)
+    out: dict[str, dict[str, int]] = {b: {} for b in concurrency}
+    for wf in sorted(counts, key=lambda w: len(allowed[w])):
+        n, names = counts[wf], [b for b in allowed[wf] if b in concurrency]
+        if not names or not n:
+            continue
+        lo, hi = 0.0, max((load[b] + n) / concurrency[b] for b in names)
+        for _ in range(60):  # the level where the slots below it hold exactly n jobs
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if sum(max(0.0, mid * concurrency[b] - load[b]) for b in names) < n else (lo, mid)
+        whole = _round_shares({b: max(0.0, hi * concurrency[b] - load[b]) for b in names}, n)
+        for b, k in whole.items():
+            load[b] += k
+            out[b][wf] = k
+    return out
+
+
+def _selected(sweep: Sweep, limit: int | None, only: Iterable[str] | None) -> tuple[Iterable[Job], str]:
+    jobs: Iterable[Job] = sweep
+    label = ""
+    if only is not None:
+        wanted = set(only)
+        jobs = (j for j in jobs if j.id in wanted)
+        label = f"(--only {len(wanted)} id{'s' if len(wanted) != 1 else ''})"
+    if limit is not None:
+        jobs = itertools.islice(jobs, limit)
+        label = (label + " " if label else "") + f"(--limit {limit:,})"
+    return jobs, label
+
+
+def _count_selected(jobs: Iterable[Job], on_progress: CountProgress | None) -> tuple[dict[str, int], list[Job]]:
+    counts: dict[str, int] = {}
+    kept: list[Job] = []
+    for n, job in enumerate(jobs, 1):
+        counts[job.workflow] = counts.get(job.workflow, 0) + 1
+        if len(kept) < SAMPLE_RECORDS:
+            kept.append(job)
+        if on_progress is not None and n % 65536 == 0:
+            on_progress(n, 0)
+    return counts, kept
+
+
+def _file_bytes(record: Mapping[str, Any]) -> int:
+    return sum(int(f.get("size") or 0) for f in record.get("files") or [])
+
+
+def rerun_counts(jobs: Iterable[Job], store: StoreView, on_progress: CountProgress | None = None, *,
+                 whole_sweep: bool = True) -> Rerun:
+    """Walk the selected jobs against the store: what would be skipped, re-tried, or run for the first time."""
+    r = Rerun()
+    seen = 0
+    sizes: list[int] = []
+    lengths: list[int] = []
+    for n, job in enumerate(jobs, 1):
+        status = store.status(job.id)
+        if status is None:
+            r.new += 1
+            continue
+        seen += 1
+        if status == "failed":
+            r.failed += 1
+        elif store.is_complete(job.id):
+            r.completed += 1
+            if len(sizes) < SAMPLE_RECORDS and (rec := store.get(job.id)) is not None:
+                sizes.append(_file_bytes(rec))
+                lengths.append(len(json.dumps(rec, ensure_ascii=False, default=str)))
+        else:
+            r.missing_files += 1
+        if on_progress is not None and n % 65536 == 0:
+            on_progress(n, 0)
+    r.not_in_sweep = len(store) - seen if whole_sweep else None
+    r.bytes_per_job = sum(sizes) / len(sizes) if sizes else None
+    r.record_bytes = sum(lengths) / len(lengths) if lengths else None
+    return r
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def size_warning(total: int, rerun: Rerun | None) -> str | None:
+    """A warning for a sweep past ``LARGE_SWEEP`` jobs, with its estimated index and output size."""
+    if total <= LARGE_SWEEP:
+        return None
+    record = (rerun.record_bytes if rerun and rerun.record_bytes else RECORD_BYTES) * total
+    text = f"{total:,} jobs (over {LARGE_SWEEP:,}): the index alone will be ~{_human(record)}"
+    if rerun and rerun.bytes_per_job:
+        text += f", the outputs ~{_human(rerun.bytes_per_job * total)} ({_human(rerun.bytes_per_job)} per job so far)"
+    else:
+        text += "; output size unknown until some jobs ran (try --limit 10 first)"
+    return text + "; check the axes above if that is more than you meant"
+
+
+# -- the plan -------------------------------------------------------------------------------------------
+def build_plan(
+    manifest: Manifest,
+    sweep: Sweep,
+    *,
+    total: int | None = None,
+    first: Sequence[Job] | None = None,
+    store: StoreView | None = None,
+    jobs: int | None = None,
+    limit: int | None = None,
+    only: Iterable[str] | None = None,
+    show: int = 5,
+    on_progress: CountProgress | None = None,
+) -> Plan:
+    """Describe a run of ``manifest`` over ``sweep``: counts, spread, axes, first jobs, re-run, warnings.
+
+    ``jobs`` overrides every backend's concurrency (``--jobs``); ``limit``/``only`` select jobs as the
+    run would; ``store`` is the output folder's open store, if one exists (see ``open_existing_store``).
+    ``on_progress(done, total)`` is called while a count has to walk jobs (``total`` 0 when unknown).
+    """
+    blocks = _block_plans(sweep, on_progress)
+    if limit is None and only is None:
+        per_workflow = sweep.count_by_workflow(on_progress)
+        shown = list(first) if first is not None else list(itertools.islice(sweep, show))
+        label = ""
+    else:
+        selected, label = _selected(sweep, limit, only)
+        per_workflow, kept = _count_selected(selected, on_progress)
+        shown = list(first) if first is not None else kept[:show]
+    total = sum(per_workflow.values()) if total is None else total
+    concurrency = {b.name: jobs or b.concurrency for b in manifest.backends}
+    allowed = {w.name: w.backends or list(concurrency) for w in manifest.workflows}
+    per_workflow = {wf: n for wf, n in per_workflow.items() if wf in allowed}
+    rerun = None
+    if store is not None and len(store):
+        rerun = rerun_counts(_selected(sweep, limit, only)[0], store, on_progress, whole_sweep=limit is None and only is None)
+    warning = size_warning(total, rerun)
+    return Plan(
+        name=manifest.name, output=str(manifest.output), total=total, upper_bound=sweep.upper_bound(),
+        per_workflow=per_workflow, per_backend=spread(per_workflow, allowed, concurrency), concurrency=concurrency,
+        blocks=blocks, first=shown if first is not None else shown[:show], rerun=rerun, selection=label,
+        warnings=[warning] if warning else [],
+    )
+
+
+def open_existing_store(manifest: Manifest) -> Any:
+    """The output folder's store when an earlier run left one (index or journal), else None: a dry run creates nothing."""
+    from . import store as store_module
+
+    root = manifest.output
+    names = [getattr(store_module, n) for n in ("INDEX", "JOURNAL", "DB") if hasattr(store_module, n)]
+    if not any((root / name).exists() for name in names):
+        return None
+    ResultStore = store_module.ResultStore
+    return ResultStore(root, manifest.name).open()
+

@@ -1,0 +1,342 @@
+"""The batch session: everything between a manifest and a finished output folder.
+
+``run_manifest`` loads the workflows, checks every swept name and value, opens
+the store, refuses to mix results of a changed workflow, starts and checks the
+backends, runs the runner over the jobs that still need running, and returns a
+``Summary``; ``plan`` does the checks and describes the run without submitting.
+The sweep is walked once per run. The CLI only parses arguments, calls these,
+and prints; notices (phases, warnings) reach it through ``on_notice``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, ComfyKitError, ManifestError, ParameterError, StorageError, UsageError
+from ..executors.base import Executor
+from ..sources import resolve_workflow
+from ..workflow import Workflow
+from .backend import Backend
+from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
+from .connect import build_executor
+from .manifest import Manifest, load_manifest
+from .runner import BatchRunner, Progress, Summary
+from .store import ResultStore
+from .sweep import Job, Sweep
+
+logger = logging.getLogger("comfykit_batch.session")
+
+Notice = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line (or a caller) asks of one run, beyond the manifest."""
+
+    limit: int | None = None
+    only: Sequence[str] | None = None
+    jobs: int | None = None  # jobs in flight per backend, overriding each backend's concurrency
+    retry_failed: bool = False  # also re-run jobs that failed for non-transient reasons
+    force: bool = False
+    verify: bool = False
+    save_previews: bool | None = None
+
+    def check(self) -> None:
+        if self.jobs is not None and self.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be at least 1, got {self.limit}")
+
+
+@dataclass
+class Prepared:
+    """A manifest with its workflows loaded and its sweep checked: what both ``plan`` and ``run_manifest`` start from."""
+
+    manifest: Manifest
+    workflows: dict[str, Workflow]
+    sweep: Sweep
+
+
+def _notice_nowhere(message: str) -> None:
+    logger.info("%s", message)
+
+
+def prepare(manifest: Manifest | str | Path, options: RunOptions | None = None, *, output: str | Path | None = None) -> Prepared:
+    """Load the manifest and its workflows; check every swept name and value against the workflows' own types."""
+    (options or RunOptions()).check()
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest, output=output)
+    workflows = load_workflows(manifest)
+    sweep = Sweep(manifest.blocks, {name: wf.fingerprint() for name, wf in workflows.items()})
+    check_sweep_names(manifest, sweep, workflows)
+    check_sweep_values(manifest, workflows, {})
+    return Prepared(manifest, workflows, sweep)
+
+
+def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
+    """Every workflow of the manifest, by name; a bad source is a ``ManifestError`` naming its key."""
+    out: dict[str, Workflow] = {}
+    for i, spec in enumerate(manifest.workflows):
+        try:
+            out[spec.name] = resolve_workflow(spec.source)
+        except ComfyKitError as exc:
+            raise ManifestError(f"{manifest.path}: workflows[{i}].source: {exc}") from None
+    return out
+
+
+# -- choosing the jobs of this run ---------------------------------------------------------------
+def _wanted(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], int]:
+    """The sweep's jobs this run is about (``--only``, ``--limit``) and how many there are."""
+    sweep = prepared.sweep
+    if options.only:
+        wanted = set(options.only)
+        found = [j for j in sweep if j.id in wanted]
+        unknown = wanted - {j.id for j in found}
+        if unknown:
+            raise UsageError(f"--only: {len(unknown)} id(s) not in this sweep: {', '.join(sorted(unknown)[:5])}"
+                             " (see --dry-run for the ids)")
+        jobs: Iterator[Job] = iter(found)
+        total = len(found)
+    else:
+        jobs, total = iter(sweep), sweep.count()
+    if options.limit is not None:
+        jobs, total = itertools.islice(jobs, options.limit), min(total, options.limit)
+    return jobs, total
+
+
+@dataclass
+class _Walk:
+    """Counts kept while the sweep is walked (once), for the summary's notes."""
+
+    seen_recorded: int = 0
+
+
+def _pending(jobs: Iterator[Job], store: ResultStore, options: RunOptions, progress: Progress, walk: _Walk) -> Iterator[Job]:
+    """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run."""
+    for job in jobs:
+        status = store.status(job.id)
+        if status is None:
+            yield job
+            continue
+        walk.seen_recorded += 1
+        if status == "completed" and store.is_complete(job.id, verify=options.verify):
+            progress.skipped += 1
+        elif status == "failed" and not options.retry_failed and not _transient(store, job.id):
+            progress.failed_earlier += 1
+        else:
+            yield job
+
+
+def _transient(store: ResultStore, job_id: str) -> bool:
+    rec = store.get(job_id) or {}
+    return bool((rec.get("error") or {}).get("transient"))
+
+
+# -- running --------------------------------------------------------------------------------------
+def run_manifest(
+    manifest: Manifest | str | Path,
+    options: RunOptions | None = None,
+    *,
+    output: str | Path | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_notice: Notice | None = None,
+    cancel: threading.Event | None = None,
+) -> Summary:
+    """Run a manifest's sweep to its end (or until ``cancel`` is set) and return what happened.
+
+    Raises ``ComfyKitError`` subclasses for anything that stops the run before its first job:
+    a bad manifest, value or option, a missing node, no usable backend.
+    """
+    options = options or RunOptions()
+    notice = on_notice or _notice_nowhere
+    prepared = prepare(manifest, options, output=output)
+    m = prepared.manifest
+    store = _open_store(m)
+    try:
+        refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
+        jobs, total = _wanted(prepared, options)
+        progress = Progress(total=total)
+        walk = _Walk()
+        pending = _pending(jobs, store, options, progress, walk)
+        first = next(pending, None)
+        if first is None:
+            summary = _nothing_to_do(progress, store)
+        else:
+            summary = _run(prepared, options, store, itertools.chain([first], pending), progress, on_progress, notice, cancel)
+        _note_removed(summary, store, walk, options)
+        summary.name = m.name
+    except BaseException:
+        with contextlib.suppress(OSError, StorageError):  # the first error is the one to report
+            store.close()
+        raise
+    _close(store)
+    return summary
+
+
+def _open_store(m: Manifest) -> ResultStore:
+    try:
+        return ResultStore(m.output, m.name).open(m.text)
+    except (ValueError, OSError) as exc:  # an unreadable index, a folder that cannot be made
+        raise UsageError(f"{m.output}: {exc}") from None
+
+
+def _close(store: ResultStore) -> None:
+    try:
+        store.close()
+    except OSError as exc:
+        raise StorageError(f"{store.root}: could not write the index: {exc.strerror or exc}; "
+                           "free some space and run again (finished jobs are in the journal)") from None
+
+
+def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iterator[Job], progress: Progress,
+         on_progress: Callable[[Progress], None] | None, notice: Notice, cancel: threading.Event | None) -> Summary:
+    m = prepared.manifest
+    with ExitStack() as stack:
+        backends = start_backends(m, prepared.workflows, stack, options, notice)
+        check_sweep_names(m, prepared.sweep, prepared.workflows)  # remote workflows now have their nodes
+        check_sweep_values(m, prepared.workflows, {b.name: b.executor for b in backends})
+        runner = BatchRunner(
+            backends, prepared.workflows, store, timeout=m.timeout, retries=m.retries,
+            save_previews=m.save_previews if options.save_previews is None else options.save_previews,
+            on_progress=on_progress,
+        )
+        if cancel is not None:
+            runner.cancel = cancel
+        return runner.run(jobs, progress.total, progress)
+
+
+def _nothing_to_do(progress: Progress, store: ResultStore) -> Summary:
+    return Summary(total=progress.total, done=0, failed=0, skipped=progress.skipped, failed_earlier=progress.failed_earlier,
+                   interrupted=False, wall=0.0, failures={}, backends={}, index=str(store.flush()),
+                   notes=["nothing to do: every job already ran"])
+
+
+def _note_removed(summary: Summary, store: ResultStore, walk: _Walk, options: RunOptions) -> None:
+    if options.only or options.limit is not None or summary.interrupted:
+        return
+    gone = len(store) - walk.seen_recorded - summary.done - summary.failed
+    if gone > 0:
+        summary.notes.append(f"{gone} recorded job(s) are no longer in the sweep (values removed from the manifest); "
+                             "their records are kept in the index")
+
+
+def start_backends(manifest: Manifest, workflows: dict[str, Workflow], stack: ExitStack, options: RunOptions,
+                   notice: Notice) -> list[Backend]:
+    """Executors for every backend that may run a workflow, checked before the first job.
+
+    Unreachable backends are left out with a notice; if none is usable this raises ``BackendError``
+    with one line per backend saying what is wrong and how to fix it.
+    """
+    allowed: dict[str, set[str]] = {}
+    for w in manifest.workflows:
+        for b in w.backends or [s.name for s in manifest.backends]:
+            allowed.setdefault(b, set()).add(w.name)
+    specs = [s for s in manifest.backends if allowed.get(s.name)]
+    if not specs:
+        raise ManifestError(f"{manifest.path}: no backend may run any workflow")
+    executors = {s.name: build_executor(s, stack, notice) for s in specs}
+    usable = check_backends(executors, notice)
+    backends = [
+        Backend(s.name, executors[s.name], options.jobs or s.concurrency, allowed[s.name], down_limit=manifest.backend_down_limit)
+        for s in specs if s.name in usable
+    ]
+    if manifest.check_nodes:
+        notice(f"checking nodes of {len(workflows)} workflow(s) on {len(backends)} backend(s)")
+        for b in backends:
+            for name in sorted(allowed[b.name]):
+                _prepare_on(manifest, b, workflows[name], name)
+    return backends
+
+
+def _prepare_on(manifest: Manifest, backend: Backend, workflow: Workflow, name: str) -> None:
+    from ..errors import MissingNodesError
+
+    try:
+        backend.executor.prepare(workflow)
+    except (MissingNodesError, ParameterError) as exc:
+        raise ManifestError(f"{manifest.path}: workflow {name!r} on backend {backend.name!r}: {exc}") from None
+
+
+# -- dry run --------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """What a run would do, without submitting anything."""
+
+    name: str
+    total: int
+    backends: list[str]
+    output: Path
+    first_jobs: list[Job]
+    lines: list[str]
+
+
+def plan(manifest: Manifest | str | Path, options: RunOptions | None = None, *, output: str | Path | None = None,
+         show: int = 10, on_notice: Notice | None = None) -> Plan:
+    """Check the manifest, its workflows and every swept value, and describe the run.
+
+    Values are checked against the types of every backend that answers (the managed local
+    server is not started for a dry run); against the workflows' own types otherwise.
+    """
+    options = options or RunOptions()
+    notice = on_notice or _notice_nowhere
+    prepared = prepare(manifest, options, output=output)
+    m = prepared.manifest
+    with ExitStack() as stack:
+        reachable = _reachable_executors(m, stack, notice)
+        for name, ex in reachable.items():
+            for wf_name, wf in prepared.workflows.items():
+                _prepare_on(m, Backend(name, ex, 1), wf, wf_name)
+        check_sweep_values(m, prepared.workflows, reachable)
+    jobs, total = _wanted(prepared, options)
+    first = list(itertools.islice(jobs, show))
+    lines = _plan_lines(prepared, options, total, first)
+    return Plan(m.name, total, [b.name for b in m.backends], m.output, first, lines)
+
+
+def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[str, Executor]:
+    """Executors of the backends that answer now (never the managed server, which a dry run does not start)."""
+    out: dict[str, Executor] = {}
+    for spec in m.backends:
+        if spec.managed:
+            continue
+        try:
+            ex = build_executor(spec, stack, notice)
+            ex.check()
+        except BackendError as exc:
+            notice(f"backend {spec.name!r} does not answer ({exc}); values checked against the workflows' own types")
+            continue
+        out[spec.name] = ex
+    return out
+
+
+def _plan_lines(prepared: Prepared, options: RunOptions, total: int, first: list[Job]) -> list[str]:
+    try:
+        from .plan import build_plan
+    except ImportError:  # the detailed plan is optional: the count and first jobs always print
+        build_plan = None
+    if build_plan is not None:
+        return list(build_plan(prepared.manifest, prepared.sweep, total=total, first=first).lines())
+    import json
+
+    m = prepared.manifest
+    out = [f"{m.name}: {total} job{'s' if total != 1 else ''} on {len(m.backends)} backend(s); output {m.output}"]
+    out += [f"  {j.id}  {j.workflow}  {json.dumps(dict(j.params), ensure_ascii=False, default=str)}"
+            + (f"  repeat {j.repeat}" if j.repeat else "") for j in first]
+    if total > len(first):
+        out.append(f"  ... and {total - len(first)} more")
+    return out
+
+
+def describe(summary: Summary) -> dict[str, Any]:
+    """The summary as plain data (for ``--json`` output and callers that log it)."""
+    from dataclasses import asdict
+
+    return asdict(summary)

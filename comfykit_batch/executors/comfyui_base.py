@@ -1,0 +1,310 @@
+"""What both ComfyUI executors share: the job lifecycle around a transport-specific wait.
+
+A job is: learn the server's input types (once per workflow), bind parameters
+against them, upload inputs, submit under a prompt id we chose, wait, read the
+outputs from ``/history`` (the only source of truth: cached prompts and
+dropped sockets included). Waiting is what differs between transports:
+``HttpExecutor`` polls, ``WebSocketExecutor`` listens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypedDict
+
+from ..errors import AuthError, BackendError, MissingNodesError
+from ..files import Saved, save_stream
+from ..result import ExecuteResult, Failure, OutputFile, kind_of
+from ..workflow import BoundPrompt, PendingUpload, Workflow
+from .base import Executor, InputTypes, ProgressCallback
+from .comfyui_client import ComfyUIClient, PromptRejected
+from .lifecycle import Deadline, Stop, missing_outputs, node_failure, read_upload
+from .transport import mapped
+
+logger = logging.getLogger("comfykit_batch.comfyui")
+
+JsonDict = dict[str, Any]
+
+#: how long a missing prompt must stay missing from queue and history before it counts as lost
+LOST_CHECK_INTERVAL = 5.0
+#: consecutive failed polls tolerated before the server counts as gone
+MAX_POLL_FAILURES = 8
+#: HTTP polling: wait this fraction of the time already waited, within [POLL_MIN, poll_max]
+POLL_FRACTION = 0.25
+POLL_MIN = 0.01
+
+
+class ComfyUIOptions(TypedDict, total=False):
+    """The keyword arguments every ComfyUI executor takes (subclasses forward them unchanged)."""
+
+    api_key: str | None
+    cookies: str | Mapping[str, str] | None
+    concurrency: int
+    poll_max: float
+
+
+class ComfyUIExecutor(Executor):
+    """What both ComfyUI transports share; subclasses implement ``_wait``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        cookies: str | Mapping[str, str] | None = None,
+        concurrency: int = 2,
+        poll_max: float = 1.0,
+    ) -> None:
+        self.client = ComfyUIClient(url, api_key=api_key, cookies=cookies, pool_size=max(4, concurrency * 2 + 2))
+        self.name = self.client.display_url
+        self.concurrency = concurrency
+        self.poll_max = poll_max
+        self.client_id = uuid.uuid4().hex
+        self._uploaded: dict[str, str] = {}  # sha256 of the bytes -> server file name
+        self._upload_lock = threading.Lock()
+        self._types: dict[str, InputTypes] = {}  # workflow fingerprint -> this server's input types
+        self._fingerprints: weakref.WeakKeyDictionary[Workflow, tuple[int, str]] = weakref.WeakKeyDictionary()
+        self._types_lock = threading.Lock()
+
+    # -- checks -----------------------------------------------------------------
+    def check(self) -> None:
+        try:
+            self.client.system_stats()
+        except AuthError as exc:
+            raise AuthError(f"{exc}; set api_key/COMFYUI_API_KEY or cookies/COMFYUI_COOKIES for {self.name}",
+                            backend=self.name) from None
+        except BackendError as exc:
+            raise BackendError(f"{exc}; is ComfyUI running at {self.name}? set COMFYUI_URL or backends[].url",
+                               transient=exc.transient, backend=self.name) from None
+
+    def prepare(self, workflow: Workflow) -> None:
+        info = self.client.object_info()
+        missing = {cls: ids for cls, ids in workflow.node_classes().items() if cls not in info}
+        if missing:
+            raise MissingNodesError(missing, self.name)
+        self.types_for(workflow)
+
+    def types_for(self, workflow: Workflow) -> InputTypes:
+        key = self._fingerprint(workflow)
+        with self._types_lock:
+            known = self._types.get(key)
+        if known is not None:
+            return known
+        info = self.client.object_info()
+        learn = getattr(workflow, "input_types", None)  # the workflow model's pure reading of /object_info
+        with mapped("reading input types", self.name):
+            types: InputTypes = MappingProxyType(dict(learn(info))) if learn is not None else MappingProxyType({})
+        with self._types_lock:
+            self._types[key] = types
+        return types
+
+    def _fingerprint(self, workflow: Workflow) -> str:
+        """The workflow's fingerprint, hashed once per object (and again only if its nodes are replaced)."""
+        memo = self._fingerprints.get(workflow)
+        if memo is None or memo[0] != id(workflow.nodes):
+            memo = (id(workflow.nodes), workflow.fingerprint())
+            self._fingerprints[workflow] = memo
+        return memo[1]
+
+    # -- one job ----------------------------------------------------------------
+    def execute(
+        self,
+        workflow: Workflow,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExecuteResult:
+        deadline = Deadline(timeout, cancel)
+        prompt_id = str(uuid.uuid4())
+        extras: JsonDict = {"prompt_id": prompt_id, "backend": self.name}
+        try:
+            bound = self._bind(workflow, params)
+        except BackendError as exc:  # could not learn the types: the server's fault, not the job's
+            return self._failed(Failure("connection", str(exc), transient=exc.transient), deadline, extras)
+        extras["seeds"] = bound.seeds
+        submitted = False
+        try:
+            names = {up.name: self._upload(up) for up in bound.uploads}
+            prompt = bound.with_uploads(names)
+            extras["params"] = dict(bound.values)
+            self._listen(prompt_id, on_progress)
+            try:
+                deadline.check("nothing was submitted")
+                submitted = True  # from here on the server may hold it, even if the answer is lost
+                self.client.submit(prompt, prompt_id=prompt_id, client_id=self.client_id, deadline=deadline.at)
+                logger.debug("submitted %s to %s", prompt_id, self.name)
+                entry = self._wait(prompt_id, deadline, on_progress)
+            finally:
+                self._unlisten(prompt_id)
+        except PromptRejected as exc:
+            if exc.queued:
+                self._abort(prompt_id)  # a 200 with node_errors: the valid branches are queued; stop them
+            failure = Failure("validation" if exc.queued else "rejected", f"prompt rejected: {exc}")
+            return self._failed(failure, deadline, extras)
+        except Stop as stop:
+            if submitted and stop.failure.kind in ("timeout", "cancelled"):
+                self._abort(prompt_id)
+            return self._failed(stop.failure, deadline, extras)
+        except BackendError as exc:
+            return self._failed(self._transport_failure(exc, deadline, submitted, prompt_id), deadline, extras)
+        except KeyboardInterrupt:
+            if submitted:
+                self._abort(prompt_id)
+            raise
+        result = self._collect(entry, workflow, prompt_id)
+        result.duration = deadline.elapsed()
+        result.backend, result.seeds, result.params = self.name, bound.seeds, extras.get("params", {})
+        return result
+
+    def _bind(self, workflow: Workflow, params: Mapping[str, Any] | None) -> BoundPrompt:
+        """Bind against this server's types (learned once); bad values raise ``ParameterError`` here."""
+        workflow.check_params(params or {})  # names first: a typo costs no request
+        types = self.types_for(workflow) if workflow.nodes else {}
+        if types:
+            return workflow.bind(params, types=types)  # type: ignore[call-arg, unused-ignore]
+        return workflow.bind(params)
+
+    def _transport_failure(self, exc: BackendError, deadline: Deadline, submitted: bool, prompt_id: str) -> Failure:
+        """A request that failed: a timeout if the call ran out of time, an auth or connection failure otherwise."""
+        if deadline.passed():
+            if submitted:
+                self._abort(prompt_id)
+            return Failure("timeout", f"timeout after {deadline.elapsed():.1f}s ({exc}); prompt interrupted",
+                           transient=True)
+        if isinstance(exc, AuthError):
+            return Failure("auth", str(exc))
+        return Failure("connection", str(exc), transient=exc.transient)
+
+    def _failed(self, failure: Failure, deadline: Deadline, extras: JsonDict) -> ExecuteResult:
+        failure.message = self.client.redact(failure.message)
+        return ExecuteResult.failed(failure, duration=deadline.elapsed(), **extras)
+
+    def _abort(self, prompt_id: str) -> None:
+        try:
+            self.client.interrupt(prompt_id)
+            logger.info("interrupted %s on %s", prompt_id, self.name)
+        except BackendError as exc:
+            logger.warning("could not interrupt %s on %s: %s", prompt_id, self.name, exc)
+
+    def _upload(self, up: PendingUpload) -> str:
+        src = up.source
+        if src.kind == "server":
+            return src.filename
+        data = read_upload(up)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._upload_lock:
+            cached = self._uploaded.get(digest)
+        if cached:
+            return cached
+        stem, ext = os.path.splitext(os.path.basename(src.filename) or up.name)
+        # Content-addressed name: the same bytes map to the same server file, never to "x (1).png".
+        name = self.client.upload(f"{stem[:60]}-{digest[:12]}{ext}", data, overwrite=True)
+        with self._upload_lock:
+            self._uploaded[digest] = name
+        return name
+
+    # -- reading outputs ------------------------------------------------------------
+    def _collect(self, entry: JsonDict, workflow: Workflow, prompt_id: str) -> ExecuteResult:
+        outputs = entry.get("outputs") or {}
+        outputs = outputs if isinstance(outputs, dict) else {}
+        result = ExecuteResult(status="completed", prompt_id=prompt_id, outputs=outputs)
+        for nid, out in outputs.items():
+            if isinstance(out, Mapping):
+                self._collect_node(result, str(nid), workflow.output_names.get(str(nid), str(nid)), out)
+        status = entry.get("status")
+        failure = failure_from_status(status if isinstance(status, Mapping) else {}) or missing_outputs(result, workflow)
+        if failure:
+            failure.message = self.client.redact(failure.message)
+            result.status, result.failure, result.msg = "failed", failure, failure.message
+        return result
+
+    def _collect_node(self, result: ExecuteResult, nid: str, var: str, out: Mapping[str, Any]) -> None:
+        """Every text and file of one node's output; unknown keys are kept as files of kind "file"."""
+        for key, items in out.items():
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, str):
+                    result.add_text(var, item)
+                elif isinstance(item, Mapping) and isinstance(item.get("filename"), str):
+                    fname, sub, typ = item["filename"], str(item.get("subfolder") or ""), str(item.get("type") or "output")
+                    result.add_file(OutputFile(
+                        url=self.client.view_url(fname, sub, typ), filename=fname, kind=kind_of(fname, str(key)),
+                        var=var, node_id=nid, subfolder=sub, type=typ,
+                    ))
+
+    def download(self, file: OutputFile, dest: Path) -> Saved:
+        return save_stream(self.client.stream(file.url), dest)  # the stream maps network errors; disk ones pass
+
+    # -- waiting (transport-specific) --------------------------------------------------
+    def _listen(self, prompt_id: str, on_progress: ProgressCallback | None = None) -> None:
+        """Called before submit, so no event of this prompt can be missed."""
+
+    def _unlisten(self, prompt_id: str) -> None:
+        """Called when the job is over."""
+
+    def _wait(self, prompt_id: str, deadline: Deadline, on_progress: ProgressCallback | None) -> JsonDict:
+        raise NotImplementedError
+
+    def _poll_history(self, prompt_id: str, deadline: Deadline, state: JsonDict) -> JsonDict | None:
+        """One history look-up that also notices a prompt the server lost (restart, queue cleared)."""
+        try:
+            entry = self.client.history(prompt_id, deadline=deadline.at)
+            state["failures"] = 0
+        except AuthError:
+            raise
+        except BackendError as exc:
+            state["failures"] = state.get("failures", 0) + 1
+            if state["failures"] >= MAX_POLL_FAILURES:
+                raise Stop(Failure("connection", f"lost contact while waiting: {exc}", transient=True)) from None
+            return None
+        if entry is not None:
+            return entry
+        now = deadline.clock()
+        if now - state.get("queue_checked", deadline.started) >= LOST_CHECK_INTERVAL:
+            state["queue_checked"] = now
+            if not self._in_queue(prompt_id, deadline) and self.client.history(prompt_id, deadline=deadline.at) is None:
+                raise Stop(Failure("server", f"{self.name}: prompt vanished from queue and history (restarted?)",
+                                   transient=True))
+        return None
+
+    def _in_queue(self, prompt_id: str, deadline: Deadline) -> bool:
+        q = self.client.queue(deadline=deadline.at)
+        running, pending = q.get("queue_running") or [], q.get("queue_pending") or []
+        items = (running if isinstance(running, list) else []) + (pending if isinstance(pending, list) else [])
+        return any(isinstance(item, list) and len(item) > 1 and item[1] == prompt_id for item in items)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def failure_from_status(status: Mapping[str, Any]) -> Failure | None:
+    """A ``Failure`` from a history entry's status, or None when it succeeded."""
+    if status.get("status_str", "success") == "success" and status.get("completed", True):
+        return None
+    messages = status.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        if not (isinstance(message, list) and len(message) == 2 and isinstance(message[1], Mapping)):
+            continue
+        kind, data = message
+        if kind == "execution_error":
+            return node_failure(data)
+        if kind == "execution_interrupted":
+            nid = data.get("node_id")
+            return Failure("interrupted", f"interrupted at node {nid} ({data.get('node_type')})", transient=True,
+                           node_id=None if nid is None else str(nid), node_type=_opt_str(data.get("node_type")))
+    return Failure("execution", f"execution ended with status {status.get('status_str')!r}")
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else str(v)
