@@ -69,6 +69,11 @@ def chromium_pss_mb(root_pid: int) -> float:
     return round(total / 1024, 1)
 
 
+#: the images now on screen (lazy ones elsewhere are not fetched, by design)
+IN_VIEW = ("[...document.querySelectorAll('img')].filter(i => { const r = i.getBoundingClientRect();"
+           " return r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth; })")
+
+
 def browse(page_path: Path, browser: Any) -> dict[str, Any]:
     """Open the page in a fresh context of ``browser``, then scroll to its end, measuring both times."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -89,7 +94,7 @@ def browse(page_path: Path, browser: Any) -> dict[str, Any]:
         page.mouse.wheel(0, 2000)
         page.wait_for_timeout(20)
         steps += 1
-    page.wait_for_function("[...document.querySelectorAll('img')].slice(-50).every(i => i.complete)", timeout=300_000)
+    page.wait_for_function(IN_VIEW + ".every(i => i.complete)", timeout=300_000)
     loaded = page.evaluate("[...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth).length")
     scrolled = _memory(page, cdp)
     context.close()

@@ -29,6 +29,8 @@ class Defaults:
     runninghub_poll_interval: float = 3.0
     #: the library's executor type (the seed's); the batch runner prefers the socket
     library_executor: ExecutorType = "http"
+    #: ComfyKit's thread pool for the async API, and its ComfyUI executor's connection pool
+    library_max_workers: int = 16
     batch_executor: ExecutorType = "websocket"
     #: a batch job's timeout and transient retries (manifest ``defaults``)
     job_timeout: float = 600.0

@@ -23,7 +23,6 @@ from .sources import WorkflowSource, is_remote, resolve_workflow
 from .workflow import Workflow
 
 #: threads (and ComfyUI prompts in flight) of one kit: the seed's async API runs every call on this pool
-DEFAULT_MAX_WORKERS = 16
 
 
 def _env_number(name: str, default: float, cast: Callable[[Any], Any] = float) -> Any:
@@ -70,7 +69,7 @@ class ComfyKit:
         runninghub_retry_count: int | None = None,
         *,
         timeout: float | None = None,
-        max_workers: int = DEFAULT_MAX_WORKERS,
+        max_workers: int = DEFAULTS.library_max_workers,
     ) -> None:
         self.comfyui_url = (comfyui_url or env_comfyui_url() or DEFAULTS.comfyui_url).rstrip("/")
         self.executor_type = _executor_type(executor_type)

@@ -373,31 +373,33 @@ def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
 def _describe(err: jsonschema.ValidationError, ctx: _Context) -> str:
     where = tuple(err.absolute_path)
     v, got = err.validator, err.instance
+    want: Any = err.validator_value  # typed loosely by jsonschema
+    sub: Any = err.schema
     if v == "type":
-        quote = isinstance(got, bool) and err.validator_value == "string"
+        quote = isinstance(got, bool) and want == "string"
         hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)" if quote else ""
-        return f"expected {err.validator_value}, got {type(got).__name__}{hint}"
+        return f"expected {want}, got {type(got).__name__}{hint}"
     if v in ("anyOf", "oneOf") and err.context and all(e.validator == "type" for e in err.context):
         kinds = " or ".join(dict.fromkeys(str(e.validator_value) for e in err.context))
         if kinds == "array or object":
             kinds = "a list of values (or {from: FILE})"
         return f"expected {kinds}, got {type(got).__name__}"
     if v == "enum":
-        return "expected one of " + ", ".join(map(repr, err.validator_value)) + f", got {ctx.shown(where, got)}"
+        return "expected one of " + ", ".join(map(repr, want)) + f", got {ctx.shown(where, got)}"
     if v == "const":
-        return f"expected {err.validator_value!r}, got {ctx.shown(where, got)}"
+        return f"expected {want!r}, got {ctx.shown(where, got)}"
     if v == "pattern":
-        wanted = _PATTERNS.get(err.validator_value, f"a string matching {err.validator_value}")
+        wanted = _PATTERNS.get(want, f"a string matching {want}")
         return f"expected {wanted}, got {ctx.shown(where, got)}"
     if v == "additionalProperties" and isinstance(got, dict):
-        allowed = list(err.schema.get("properties") or {})
+        allowed = list(sub.get("properties") or {})
         unknown = [k for k in got if k not in allowed]
         return "; ".join(f"unknown key {k!r}{did_you_mean(k, allowed)}" for k in unknown) + f"; allowed: {', '.join(allowed)}"
     if v == "required":
-        missing = [k for k in err.validator_value if not isinstance(got, dict) or k not in got]
+        missing = [k for k in want if not isinstance(got, dict) or k not in got]
         return f"missing required key {', '.join(map(repr, missing))}"
     if v == "oneOf" and isinstance(got, dict):
-        forms = [b["required"][0] for b in err.validator_value if "required" in b]
+        forms = [b["required"][0] for b in want if "required" in b]
         if forms:
             return f"give exactly one of: {', '.join(forms)}"
     if v in ("oneOf", "anyOf") and isinstance(got, dict):
@@ -405,8 +407,8 @@ def _describe(err: jsonschema.ValidationError, ctx: _Context) -> str:
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems"):
         what = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}.get(v)
         if what:
-            return f"expected a number {what} {err.validator_value}, got {ctx.shown(where, got)}"
-        return f"expected {'at least' if v == 'minItems' else 'at most'} {err.validator_value} item(s)"
+            return f"expected a number {what} {want}, got {ctx.shown(where, got)}"
+        return f"expected {'at least' if v == 'minItems' else 'at most'} {want} item(s)"
     return "(hidden: secret value)" if _is_secret_path(where) else err.message
 
 
@@ -509,13 +511,14 @@ def _resolve_files(block: dict[str, Any], where: Path_, ctx: _Context) -> dict[s
         out["params"] = params
     for section in ("grid", "zip"):
         lists = block.get(section)
-        if section == "zip" and _is_value_file(lists):
+        if section == "zip" and isinstance(lists, dict) and _is_value_file(lists):
             rows = _file_cases(lists, (*where, "zip"), ctx, keep_empty=True)
             out["zip"] = {k: [r.get(k) for r in rows] for k in rows[0]}
         elif lists:
             out[section] = {k: _file_values(v, (*where, section, k), ctx) if _is_value_file(v) else v for k, v in lists.items()}
-    if _is_value_file(block.get("cases")):
-        out["cases"] = _file_cases(block["cases"], (*where, "cases"), ctx)
+    cases = block.get("cases")
+    if isinstance(cases, dict) and _is_value_file(cases):
+        out["cases"] = _file_cases(cases, (*where, "cases"), ctx)
     return out
 
 

@@ -6,6 +6,7 @@ Values that are URLs keep their scheme, host and path but never their query
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,14 @@ def redact_url_query(value: Any) -> Any:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s'\"?#]+)\?[^\s'\"#]*")
+
+
+def redact_url_queries_in_text(text: str) -> str:
+    """Text (the manifest copy kept beside the results) with every URL's query replaced by ``…``."""
+    return _URL_QUERY.sub(lambda m: m[1] + "?…", text)
 
 
 def public_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -217,11 +217,11 @@ class BatchRunner:
             _, _, job, attempt, avoid = heapq.heappop(state.retry_heap)
             state.held = (job, attempt, avoid)
         if state.held is None and not state.exhausted:
-            job = next(state.source, None)
-            if job is None:
+            new = next(state.source, None)
+            if new is None:
                 state.exhausted = True
             else:
-                state.held = (job, 0, None)
+                state.held = (new, 0, None)
         if state.held is None:
             return False
         job, attempt, avoid = state.held

@@ -28,6 +28,8 @@ from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
 from .manifest import Manifest, load_manifest
+from .plan import build_plan
+from .records import redact_url_queries_in_text
 from .runner import BatchRunner, Progress, Summary
 from .store import ResultStore
 from .sweep import Job, Sweep
@@ -75,7 +77,7 @@ def prepare(manifest: Manifest | str | Path, options: RunOptions | None = None, 
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest, output=output)
     workflows = load_workflows(manifest)
-    sweep = Sweep(manifest.blocks, {name: wf.fingerprint() for name, wf in workflows.items()})
+    sweep = Sweep(list(manifest.blocks), {name: wf.fingerprint() for name, wf in workflows.items()})
     check_sweep_names(manifest, sweep, workflows)
     check_sweep_values(manifest, workflows, {})
     return Prepared(manifest, workflows, sweep)
@@ -181,9 +183,11 @@ def run_manifest(
     return summary
 
 
-def _open_store(m: Manifest) -> ResultStore:
+def _open_store(m: Manifest, manifest_text: str | None = "") -> ResultStore:
+    """The output folder's store (keeping a copy of the manifest as used, unless ``manifest_text`` is None)."""
     try:
-        return ResultStore(m.output, m.name).open(m.text)
+        text = redact_url_queries_in_text(m.text) if manifest_text == "" else manifest_text
+        return ResultStore(m.output, m.name).open(text)
     except (ValueError, OSError) as exc:  # an unreadable index, a folder that cannot be made
         raise UsageError(f"{m.output}: {exc}") from None
 
@@ -237,8 +241,8 @@ def start_backends(manifest: Manifest, workflows: dict[str, Workflow], stack: Ex
     """
     allowed: dict[str, set[str]] = {}
     for w in manifest.workflows:
-        for b in w.backends or [s.name for s in manifest.backends]:
-            allowed.setdefault(b, set()).add(w.name)
+        for name in w.backends or [s.name for s in manifest.backends]:
+            allowed.setdefault(name, set()).add(w.name)
     specs = [s for s in manifest.backends if allowed.get(s.name)]
     if not specs:
         raise ManifestError(f"{manifest.path}: no backend may run any workflow")
@@ -318,21 +322,15 @@ def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[
 
 
 def _plan_lines(prepared: Prepared, options: RunOptions, total: int, first: list[Job]) -> list[str]:
-    try:
-        from .plan import build_plan
-    except ImportError:  # the detailed plan is optional: the count and first jobs always print
-        build_plan = None
-    if build_plan is not None:
-        return list(build_plan(prepared.manifest, prepared.sweep, total=total, first=first).lines())
-    import json
-
+    """The plan's lines; with an existing output folder, also what a re-run would skip."""
     m = prepared.manifest
-    out = [f"{m.name}: {total} job{'s' if total != 1 else ''} on {len(m.backends)} backend(s); output {m.output}"]
-    out += [f"  {j.id}  {j.workflow}  {json.dumps(dict(j.params), ensure_ascii=False, default=str)}"
-            + (f"  repeat {j.repeat}" if j.repeat else "") for j in first]
-    if total > len(first):
-        out.append(f"  ... and {total - len(first)} more")
-    return out
+    if not ((m.output / "index.sqlite").exists() or (m.output / "index.json").exists()):
+        return build_plan(m, prepared.sweep, total=total, first=first, jobs=options.jobs).lines()
+    store = _open_store(m, manifest_text=None)
+    try:
+        return build_plan(m, prepared.sweep, total=total, first=first, jobs=options.jobs, store=store).lines()
+    finally:
+        store.close()
 
 
 def describe(summary: Summary) -> dict[str, Any]:

@@ -36,8 +36,11 @@ DB = "index.sqlite"
 PARTS = "parts"
 MANIFEST_COPY = "manifest.yaml"
 FLUSH_EVERY = 30.0  # seconds between checkpoints (sqlite committed, journal emptied)
-COMMIT_EVERY = 1.0  # seconds a finished job may wait in memory for its sqlite commit (the journal has it)
-COMMIT_ROWS = 1000  # or this many jobs, whichever comes first
+# A finished job waits in memory (and in the journal) for its sqlite commit this long, or until this
+# many are waiting: ids are hashes, so each row dirties a random page of the id index, and big
+# batches share pages (a million-job index: 20 us a job in batches of 5,000, 36 us in 1,000).
+COMMIT_EVERY = 5.0
+COMMIT_ROWS = 5000
 
 logger = logging.getLogger("comfykit_batch.batch.store")
 

@@ -85,28 +85,37 @@ def axis_labels(block: Mapping[str, Any]) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+def _list_axis(name: str, values: list[Any]) -> Axis:
+    return len(values), lambda i: {name: values[i]}
+
+
+def _zip_axis(zipped: Mapping[str, list[Any]]) -> Axis:
+    return len(next(iter(zipped.values()))), lambda i: {k: v[i] for k, v in zipped.items()}
+
+
+def _cases_axis(cases: list[Mapping[str, Any]]) -> Axis:
+    return len(cases), lambda i: dict(cases[i])
+
+
+def _seeds_axis(seeds: Mapping[str, Any]) -> Axis:
+    param = seeds["param"]
+    if seeds.get("values"):
+        return _list_axis(param, seeds["values"])
+    base = seeds.get("base", 0)
+    return seeds["count"], lambda i: {param: base + i}
+
+
 def block_axes(block: Mapping[str, Any]) -> list[Axis]:
     """The axes of one block, slowest-varying first: grid keys, zip, cases, random, seeds."""
-    axes: list[Axis] = []
-    for key, values in (block.get("grid") or {}).items():
-        axes.append((len(values), lambda i, k=key, v=values: {k: v[i]}))
-    zipped = block.get("zip") or {}
-    if zipped:
-        n = len(next(iter(zipped.values())))
-        axes.append((n, lambda i, z=zipped: {k: v[i] for k, v in z.items()}))
-    cases = block.get("cases")
-    if cases:
-        axes.append((len(cases), lambda i, c=cases: dict(c[i])))
+    axes = [_list_axis(key, values) for key, values in (block.get("grid") or {}).items()]
+    if block.get("zip"):
+        axes.append(_zip_axis(block["zip"]))
+    if block.get("cases"):
+        axes.append(_cases_axis(block["cases"]))
     if block.get("random"):
         axes.append(_random_axis(block["random"]))
-    seeds = block.get("seeds")
-    if seeds:
-        values = seeds.get("values")
-        if values:
-            axes.append((len(values), lambda i, p=seeds["param"], v=values: {p: v[i]}))
-        else:
-            base = seeds.get("base", 0)
-            axes.append((seeds["count"], lambda i, p=seeds["param"], b=base: {p: b + i}))
+    if block.get("seeds"):
+        axes.append(_seeds_axis(block["seeds"]))
     return axes
 
 

@@ -54,10 +54,9 @@ def list_params(args: argparse.Namespace) -> int:
 
 
 def _rows(wf: Workflow, server: str | None) -> list[dict[str, Any]]:
-    """The parameters, with the server's exact types and choices when a server is named."""
-    rows = [p.to_dict() for p in wf.parameters.values()]
+    """The parameters, with the server's exact types, ranges and choices when a server is named."""
     if not server:
-        return rows
+        return wf.list_params()
     with ExitStack() as stack:
         url = server
         if server == "local":
@@ -65,13 +64,4 @@ def _rows(wf: Workflow, server: str | None) -> list[dict[str, Any]]:
         ex = stack.enter_context(create_executor(url))
         ex.check()
         ex.prepare(wf)
-        types = ex.types_for(wf)
-    for row in rows:
-        t = types.get(row["name"])
-        if t is not None:
-            row["type"] = t.type
-            if t.choices is not None:
-                row["choices"] = list(t.choices)
-            if t.min is not None or t.max is not None:
-                row["range"] = [t.min, t.max]
-    return rows
+        return wf.list_params(ex.types_for(wf))

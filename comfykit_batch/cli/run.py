@@ -70,8 +70,9 @@ def _check_output(output: str | None) -> None:
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet or verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Their debug lines carry request paths with queries (signed URLs): never shown, even at -vv.
+    for noisy in ("urllib3", "websocket"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _notice(quiet: bool) -> Callable[[str], None]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..files import Saved
 from ..result import ExecuteResult, OutputFile
-from ..workflow import Workflow
+from ..workflow import InputType, Workflow
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class ProgressEvent:
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
-#: parameter name -> the server's type for it (``workflow.InputType``: type, choices, min, max)
-InputTypes = Mapping[str, Any]
+#: parameter name -> the server's type for it (type, choices, min, max)
+InputTypes = Mapping[str, InputType]
 
 
 class Executor(abc.ABC):

@@ -99,9 +99,8 @@ class ComfyUIExecutor(Executor):
         if known is not None:
             return known
         info = self.client.object_info()
-        learn = getattr(workflow, "input_types", None)  # the workflow model's pure reading of /object_info
-        with mapped("reading input types", self.name):
-            types: InputTypes = MappingProxyType(dict(learn(info))) if learn is not None else MappingProxyType({})
+        with mapped("reading input types", self.name):  # /object_info is the server's: odd shapes are its fault
+            types: InputTypes = MappingProxyType(workflow.input_types(info))
         with self._types_lock:
             self._types[key] = types
         return types
@@ -169,10 +168,7 @@ class ComfyUIExecutor(Executor):
     def _bind(self, workflow: Workflow, params: Mapping[str, Any] | None) -> BoundPrompt:
         """Bind against this server's types (learned once); bad values raise ``ParameterError`` here."""
         workflow.check_params(params or {})  # names first: a typo costs no request
-        types = self.types_for(workflow) if workflow.nodes else {}
-        if types:
-            return workflow.bind(params, types=types)  # type: ignore[call-arg, unused-ignore]
-        return workflow.bind(params)
+        return workflow.bind(params, types=self.types_for(workflow) if workflow.nodes else None)
 
     def _transport_failure(self, exc: BackendError, deadline: Deadline, submitted: bool, prompt_id: str) -> Failure:
         """A request that failed: a timeout if the call ran out of time, an auth or connection failure otherwise."""

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from comfykit_batch import ComfyKit, MissingNodesError, Workflow
+from comfykit_batch import ComfyKit, MissingNodesError, ParameterError, Workflow
 from comfykit_batch.executors.comfyui_http import HttpExecutor
 from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
 from tests.helpers import png
@@ -110,10 +110,22 @@ def test_node_error_reports_node_class_and_exception(executor, workflows):
     assert not f.transient
 
 
-def test_validation_error_400_is_readable(executor, workflows):
-    r = executor.execute(Workflow.from_file(workflows / "invert.json"), {"width": -5}, timeout=60)
-    assert r.status == "failed" and r.failure.kind == "rejected"
-    assert "node 1 (EmptyImage) input 'width'" in r.msg and "smaller than min" in r.msg
+def test_out_of_range_value_is_refused_before_submitting(executor, workflows, real_comfy):
+    r_before = requests.get(f"{real_comfy.url}/history", timeout=10).json()
+    with pytest.raises(ParameterError, match="'width'.*-5"):
+        executor.execute(Workflow.from_file(workflows / "invert.json"), {"width": -5}, timeout=60)
+    assert requests.get(f"{real_comfy.url}/history", timeout=10).json().keys() == r_before.keys()
+
+
+def test_validation_error_400_is_readable(executor):
+    """A prompt the server refuses as a whole (a required input missing): one readable line."""
+    wf = Workflow({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    })
+    r = executor.execute(wf, {}, timeout=60)
+    assert r.status == "failed" and r.failure.kind == "rejected" and not r.failure.transient
+    assert "node 1 (EmptyImage) input 'height'" in r.msg
     assert r.msg.count("prompt rejected") == 1
 
 
@@ -123,10 +135,13 @@ def test_missing_node_classes_are_named_before_submitting(executor, workflows, r
         executor.prepare(wf)
 
 
-def test_prepare_refines_types_from_object_info(executor, workflows):
+def test_types_come_from_the_server_and_stay_out_of_the_shared_workflow(executor, workflows):
     wf = Workflow.from_file(workflows / "invert.json")
     executor.prepare(wf)
-    assert wf.parameters["width"].type == "int"
+    types = executor.types_for(wf)
+    assert types["width"].type == "int" and types["width"].min == 1
+    assert wf.parameters["width"].type == "number"  # the workflow object is shared by backends: untouched
+    assert executor.types_for(wf) is types  # learned once
 
 
 def test_timeout_interrupts_the_remote_prompt(executor, workflows, real_comfy):
@@ -182,3 +197,41 @@ def test_kit_async_api_end_to_end(real_comfy, workflows):
 def test_kit_list_params(real_comfy, workflows):
     params = {p["name"]: p for p in ComfyKit(real_comfy.url).list_params(str(workflows / "invert.json"))}
     assert params["width"]["required"] and params["height"]["default"] == 48 and params["width"]["nodes"] == ["1.width"]
+
+
+def test_partly_invalid_prompt_is_a_validation_failure_and_is_stopped(executor, real_comfy):
+    """ComfyUI answers 200 with node_errors and queues only the valid branch: that must not read as completed.
+
+    A slow prompt runs first, so the valid branch is still pending when the executor removes it.
+    """
+    base = real_comfy.url
+    blocker = {"1": {"class_type": "ComfykitSlowProgress", "inputs": {"steps": 100, "step_seconds": 0.1, "label": "b"}}}
+    blocker_id = requests.post(f"{base}/prompt", json={"prompt": blocker}, timeout=10).json()["prompt_id"]
+    tick = threading.Event()
+    while not requests.get(f"{base}/queue", timeout=10).json()["queue_running"]:
+        tick.wait(0.02)
+    wf = Workflow({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "good"},
+              "_meta": {"title": "$output.good"}},
+        "3": {"class_type": "EmptyImage", "inputs": {"width": -5, "height": 8, "batch_size": 1, "color": 0}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "bad"},
+              "_meta": {"title": "$output.bad"}},
+    })
+    try:
+        r = executor.execute(wf, {}, timeout=60)
+        queue = requests.get(f"{base}/queue", timeout=10).json()
+    finally:
+        requests.post(f"{base}/interrupt", json={"prompt_id": blocker_id}, timeout=10)
+    assert r.status == "failed" and r.failure.kind == "validation" and not r.failure.transient
+    assert "node 3 (EmptyImage) input 'width'" in r.msg and "smaller than min" in r.msg
+    assert r.prompt_id not in [item[1] for item in queue["queue_pending"] + queue["queue_running"]]
+    assert requests.get(f"{base}/history/{r.prompt_id}", timeout=10).json() == {}  # never ran
+
+
+def test_check_on_the_real_server_and_on_a_dead_port(executor):
+    from comfykit_batch.errors import BackendError
+
+    executor.check()
+    with HttpExecutor("http://127.0.0.1:9") as dead, pytest.raises(BackendError, match="is ComfyUI running at"):
+        dead.check()
