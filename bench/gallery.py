@@ -80,6 +80,8 @@ def browse(page_path: Path, browser: Any) -> dict[str, Any]:
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("Performance.enable")
+    page.goto("about:blank")
+    blank = _memory(page, cdp)
     t0 = time.perf_counter()
     page.goto(page_path.as_uri() + "#x=cfg&y=prompt&v=image", wait_until="load", timeout=300_000)
     page.wait_for_selector("body[data-rendered]", state="attached", timeout=300_000)
@@ -99,7 +101,7 @@ def browse(page_path: Path, browser: Any) -> dict[str, Any]:
     scrolled = _memory(page, cdp)
     context.close()
     return {"wall_to_rendered_s": round(wall, 2), "rendered_ms": round(nav["rendered"]), "load_event_ms": round(nav["load"]),
-            "cells": nav["cells"], "thumbs_loaded_at_open": nav["imgs"], "after_open": first,
+            "cells": nav["cells"], "thumbs_loaded_at_open": nav["imgs"], "blank_page": blank, "after_open": first,
             "after_scrolling_to_end": {**scrolled, "thumbs_loaded": loaded}}
 
 

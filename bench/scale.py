@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -105,7 +104,7 @@ def child_store_resume(folder: str, n: int) -> None:
     t0 = time.perf_counter()
     store = ResultStore(Path(folder), "scale").open()
     opened = time.perf_counter() - t0
-    batched = sum(1 for _, ok in store.walk(_Job(_id(i)) for i in range(n)) if ok)
+    batched = sum(1 for _, state in store.walk(_Job(_id(i)) for i in range(n)) if state == "completed")
     walked = time.perf_counter() - t0 - baseline
     t1 = time.perf_counter()
     one_by_one = sum(1 for i in range(n) if store.settled(_id(i)))

@@ -62,7 +62,7 @@ def swept_values(manifest: Manifest, workflow_names: list[str]) -> SweptValues:
     for i, block in enumerate(manifest.blocks):
         target = block.get("workflow")
         targets = workflow_names if target is None else ([target] if isinstance(target, str) else list(target))
-        for name, value, where in _block_values(block, f"sweep[{i}]"):
+        for name, value, where in _block_values(block, manifest.block_path(i)):
             key = json.dumps(value, sort_keys=True, default=str)
             for wf in targets:
                 out.setdefault((wf, name), {}).setdefault(key, (value, where))

@@ -36,7 +36,7 @@ from ..sources import is_path_source
 
 __all__ = [
     "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "did_you_mean", "key_path", "load_manifest",
-    "schema", "strict_schema",
+    "schema", "show_url", "strict_schema", "swept_names",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
@@ -95,6 +95,11 @@ class Manifest:
     backend_down_limit: float = DEFAULTS.backend_down_limit
     report: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
+    sweep_is_list: bool = True  # `sweep:` written as a list of blocks (key paths sweep[i]) or one block (sweep)
+
+    def block_path(self, index: int) -> str:
+        """The key path of sweep block ``index`` as the manifest spells it: ``sweep[1]``, or ``sweep`` for a single block."""
+        return f"sweep[{index}]" if self.sweep_is_list else "sweep"
 
 
 # -- schemas ----------------------------------------------------------------------------------
@@ -152,8 +157,8 @@ def _secret_values(node: Any, where: Path_ = ()) -> Iterator[str]:
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _secret_values(v, (*where, i))
-    elif node is not None and _is_secret_path(where) and len(str(node)) >= 3:
-        yield str(node)
+    elif node is not None and _is_secret_path(where) and len(str(node)) >= 3 and "${" not in str(node):
+        yield str(node)  # a ${VAR} template is not a secret; the value it is filled with is (see _fill_string)
 
 
 def show_url(value: str) -> str:
@@ -197,13 +202,38 @@ class _Context:
 
 
 # -- step 1: YAML ---------------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice (YAML would keep the last one silently)."""
+
+
+def _unique_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: the constructor below says so
+            continue
+        if first != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first written on line {first + 1})", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def _yaml_hint(line: str, previous: str, problem: str) -> str:
+    if "duplicate key" in problem:
+        return "a key written twice: merge the two, or make one of them a separate sweep block"
     if "\t" in line or "\t" in previous:
         return "a tab: YAML indents with spaces only"
     for text in (line, previous):
         if re.match(r"^\s*(?:-\s+)?[A-Za-z_][\w.-]*:(?![\s/]|$)", text):
             return "a missing space after ':' (write 'key: value')"
-    if "${" in line and re.search(r"[{\[][^}\]]*\$\{", line.replace("${", "$(", 0)):
+    if re.search(r"[{\[][^}\]]*\$\{", line):
         return 'inside { } or [ ], a ${VAR} value must be quoted: "${VAR}"'
     if re.search(r"(?::|-)\s+[{\[]", line) or line.lstrip().startswith(("{", "[")):
         return "a value starting with { or [ is read as a mapping or list: quote it if it is text (\"{...}\")"
@@ -214,17 +244,22 @@ def _yaml_hint(line: str, previous: str, problem: str) -> str:
     return "check the indentation and quoting of this line and the one above"
 
 
-def _show_yaml_line(line: str) -> str:
-    """The offending line for a message; a secret-looking key's value is masked."""
-    def mask(m: re.Match[str]) -> str:
-        return m[1] + "***" if _SECRET_KEY.search(m[2]) and m[3].strip() else m[0]
+_SECRET_ON_LINE = re.compile(
+    r"""((?<![\w-])(?:[\w-]*(?:api_?key|cookie|token|secret|passw)[\w-]*|(?:[\w-]*_)?key)\s*:\s*)("[^"]*"|'[^']*'|[^,}\]#]*)""",
+    re.IGNORECASE)
+#: a token-like run of letters and digits (an API key's shape), hidden even when the line's key is mangled
+_TOKEN = re.compile(r"(?=[\w+=-]*\d)(?=[\w+=-]*[A-Za-z])[\w+=-]{16,}")
 
-    return re.sub(r"""((?<![\w-])([A-Za-z_][\w-]*)\s*:\s*)("[^"]*"|'[^']*'|[^,}\]#]*)""", mask, line)
+
+def _show_yaml_line(line: str) -> str:
+    """The offending line for a message: a secret-looking key's value and anything shaped like a key are masked."""
+    line = _SECRET_ON_LINE.sub(lambda m: m[1] + "***" if m[2].strip() else m[0], line)
+    return _TOKEN.sub("***", line)
 
 
 def _read_yaml(ctx: _Context) -> Any:
     try:
-        return yaml.safe_load(ctx.text)
+        return yaml.load(ctx.text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = str(exc.problem or exc.context or "syntax error")
@@ -370,46 +405,59 @@ def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
     return err
 
 
-def _describe(err: jsonschema.ValidationError, ctx: _Context) -> str:
-    where = tuple(err.absolute_path)
-    v, got = err.validator, err.instance
+_BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+
+
+def _describe_value(err: jsonschema.ValidationError, ctx: _Context) -> str | None:
+    """What was wrong with a single value: its type, its choices, its form, its bounds."""
+    where, v, got = tuple(err.absolute_path), err.validator, err.instance
     want: Any = err.validator_value  # typed loosely by jsonschema
-    sub: Any = err.schema
     if v == "type":
         quote = isinstance(got, bool) and want == "string"
         hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)" if quote else ""
         return f"expected {want}, got {type(got).__name__}{hint}"
     if v in ("anyOf", "oneOf") and err.context and all(e.validator == "type" for e in err.context):
         kinds = " or ".join(dict.fromkeys(str(e.validator_value) for e in err.context))
-        if kinds == "array or object":
-            kinds = "a list of values (or {from: FILE})"
+        kinds = "a list of values (or {from: FILE})" if kinds == "array or object" else kinds
         return f"expected {kinds}, got {type(got).__name__}"
     if v == "enum":
         return "expected one of " + ", ".join(map(repr, want)) + f", got {ctx.shown(where, got)}"
     if v == "const":
         return f"expected {want!r}, got {ctx.shown(where, got)}"
     if v == "pattern":
-        wanted = _PATTERNS.get(want, f"a string matching {want}")
-        return f"expected {wanted}, got {ctx.shown(where, got)}"
-    if v == "additionalProperties" and isinstance(got, dict):
-        allowed = list(sub.get("properties") or {})
+        return f"expected {_PATTERNS.get(want, f'a string matching {want}')}, got {ctx.shown(where, got)}"
+    if v in _BOUNDS:
+        return f"expected a number {_BOUNDS[v]} {want}, got {ctx.shown(where, got)}"
+    if v in ("minItems", "maxItems"):
+        return f"expected {'at least' if v == 'minItems' else 'at most'} {want} item(s)"
+    return None
+
+
+def _describe_mapping(err: jsonschema.ValidationError) -> str | None:
+    """What was wrong with a mapping: unknown keys (with a suggestion), missing ones, the wrong combination."""
+    v, got = err.validator, err.instance
+    want: Any = err.validator_value
+    if not isinstance(got, dict):
+        return None
+    if v == "additionalProperties":
+        allowed = list(err.schema.get("properties") or {}) if isinstance(err.schema, dict) else []
         unknown = [k for k in got if k not in allowed]
         return "; ".join(f"unknown key {k!r}{did_you_mean(k, allowed)}" for k in unknown) + f"; allowed: {', '.join(allowed)}"
     if v == "required":
-        missing = [k for k in want if not isinstance(got, dict) or k not in got]
-        return f"missing required key {', '.join(map(repr, missing))}"
-    if v == "oneOf" and isinstance(got, dict):
-        forms = [b["required"][0] for b in want if "required" in b]
-        if forms:
-            return f"give exactly one of: {', '.join(forms)}"
-    if v in ("oneOf", "anyOf") and isinstance(got, dict):
+        return f"missing required key {', '.join(repr(k) for k in want if k not in got)}"
+    forms = [b["required"][0] for b in want if "required" in b] if v == "oneOf" else []
+    if forms:
+        return f"give exactly one of: {', '.join(forms)}"
+    if v in ("oneOf", "anyOf"):
         return "does not match any allowed form; keys given: " + ", ".join(sorted(map(str, got)))
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems"):
-        what = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}.get(v)
-        if what:
-            return f"expected a number {what} {want}, got {ctx.shown(where, got)}"
-        return f"expected {'at least' if v == 'minItems' else 'at most'} {want} item(s)"
-    return "(hidden: secret value)" if _is_secret_path(where) else err.message
+    return None
+
+
+def _describe(err: jsonschema.ValidationError, ctx: _Context) -> str:
+    found = _describe_value(err, ctx) or _describe_mapping(err)
+    if found:
+        return found
+    return "(hidden: secret value)" if _is_secret_path(tuple(err.absolute_path)) else err.message
 
 
 _PATTERNS = {
@@ -620,6 +668,31 @@ def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: _Contex
     return blocks
 
 
+def swept_names(blocks: list[dict[str, Any]]) -> list[str]:
+    """Every parameter name the sweep sets, in the order first written."""
+    names: dict[str, None] = {}
+    for b in blocks:
+        for section in ("params", "grid", "zip"):
+            names.update(dict.fromkeys(b.get(section) or {}))
+        for case in b.get("cases") or []:
+            names.update(dict.fromkeys(case))
+        names.update(dict.fromkeys((b.get("random") or {}).get("params") or {}))
+        if b.get("seeds"):
+            names[b["seeds"]["param"]] = None
+    return list(names)
+
+
+def _check_report(report: Mapping[str, Any], blocks: list[dict[str, Any]], ctx: _Context) -> None:
+    """A grid axis must be a swept parameter: a typo here would only show at the end of a long run."""
+    grid = report.get("grid") or {}
+    names = swept_names(blocks)
+    axes = [(k, grid[k]) for k in ("x", "y", "z") if k in grid] + [(f"where.{k}", k) for k in grid.get("where") or {}]
+    for key, name in axes:
+        if name not in names:
+            raise ctx.error(("report", "grid", *key.split(".")),
+                            f"{name!r} is not a parameter of the sweep{did_you_mean(name, names)}; parameters: {', '.join(names)}")
+
+
 # -- putting it together -----------------------------------------------------------------------------
 def _read(path: Path) -> _Context:
     try:
@@ -652,6 +725,7 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Mani
     backends = _backends(data, ctx)
     workflows = _workflows(data, backends, ctx)
     blocks = _blocks(data, workflows, ctx)
+    _check_report(data.get("report") or {}, blocks, ctx)
     defaults = data.get("defaults") or {}
     return Manifest(
         path=ctx.file, text=ctx.text, name=data["name"], workflows=workflows, backends=backends, blocks=blocks,
@@ -662,4 +736,5 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Mani
         save_previews=bool(defaults.get("save_previews", DEFAULTS.save_previews)),
         backend_down_limit=float(defaults.get("backend_down_limit", DEFAULTS.backend_down_limit)),
         report=dict(data.get("report") or {}), description=data.get("description"),
+        sweep_is_list=isinstance(data["sweep"], list),
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import index_db as db
+from .remote import is_remote
 from .store import DB, JOURNAL, MANIFEST_COPY, ResultStore, _truncate, part_dirs
 
 logger = logging.getLogger("comfykit_batch.batch.merge")
@@ -95,16 +96,16 @@ def manifest_name(root: Path) -> str:
     return root.name
 
 
-def merge_output(root: Path, name: str | None = None) -> MergeResult:
-    """Combine every part of ``root`` into its index and write ``root/index.json``."""
-    root = Path(root)
-    if not root.is_dir():
+def merge_output(root: Path | str, name: str | None = None, *, local: Path | None = None) -> MergeResult:
+    """Combine every part of ``root`` (a folder, or a remote URL mirrored in ``local``) into ``root/index.json``."""
+    if not is_remote(root) and not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such output folder")
-    parts = len(part_dirs(root))
-    store = ResultStore(root, name or manifest_name(root)).open()
+    store = ResultStore(root, name or "", local=local).open()
     try:
+        store.name = name or manifest_name(store.root)
         index = store.flush(force=True)
         counts = store.counts()
+        parts = len(part_dirs(store.root))
     finally:
         store.close()
     return MergeResult(index, counts, parts)

@@ -75,6 +75,7 @@ class Rerun:
 
     completed: int = 0  # skipped: done, files still there
     failed: int = 0  # failed in an earlier run
+    transient: int = 0  # of those, failures that may pass on a retry (run again by default)
     missing_files: int = 0  # recorded completed, but a file is gone: runs again
     new: int = 0
     not_in_sweep: int | None = None  # recorded jobs this manifest no longer produces
@@ -126,9 +127,11 @@ class Plan:
 
     @staticmethod
     def _rerun_lines(r: Rerun) -> list[str]:
-        parts = [f"{r.completed:,} completed (skipped)", f"{r.new + r.missing_files:,} to run"]
+        parts = [f"{r.completed:,} completed (skipped)", f"{r.new + r.missing_files + r.transient:,} to run"]
         if r.failed:
-            parts.insert(1, f"{r.failed:,} failed earlier (transient ones run again; --retry-failed for all)")
+            final = r.failed - r.transient
+            parts.insert(1, f"{r.failed:,} failed earlier ({r.transient:,} transient, run again; "
+                            f"{final:,} skipped unless --retry-failed)")
         if r.missing_files:
             parts.append(f"{r.missing_files:,} of them because a recorded file is gone")
         out = ["  re-run into the existing output: " + ", ".join(parts)]
@@ -228,6 +231,7 @@ def rerun_counts(jobs: Iterable[Job], store: StoreView, on_progress: CountProgre
         seen += 1
         if status == "failed":
             r.failed += 1
+            r.transient += bool(((store.get(job.id) or {}).get("error") or {}).get("transient"))
         elif store.is_complete(job.id):
             r.completed += 1
             if len(sizes) < SAMPLE_RECORDS and (rec := store.get(job.id)) is not None:
@@ -286,7 +290,10 @@ def build_plan(
     """
     blocks = _block_plans(sweep, on_progress)
     if limit is None and only is None:
-        per_workflow = sweep.count_by_workflow(on_progress)
+        per_workflow = dict.fromkeys(sweep.fingerprints, 0)
+        for b in blocks:  # counted once: a walked count is not walked twice
+            for wf in b.workflows:
+                per_workflow[wf] = per_workflow.get(wf, 0) + b.kept * b.repeat
         shown = list(first) if first is not None else list(itertools.islice(sweep, show))
         label = ""
     else:

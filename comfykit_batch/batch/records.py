@@ -9,23 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..result import ExecuteResult
+from ..uploads import redact_url
 from .sweep import Job
 
 TRACEBACK_TAIL = 2000
 
 
 def redact_url_query(value: Any) -> Any:
-    """An http(s) URL without its query and fragment (``…`` marks a removed query); anything else as it is."""
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        return value
-    parts = urlsplit(value)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "…" if parts.query else "", ""))
+    """An http(s) URL without credentials, query or fragment (see ``uploads.redact_url``); anything else as it is."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return redact_url(value)
+    return value
 
 
 _URL_QUERY = re.compile(r"(https?://[^\s'\"?#]+)\?[^\s'\"#]*")
@@ -45,9 +41,10 @@ def job_record(job: Job, backend: str | None, attempt: int, res: ExecuteResult, 
                started: float, finished: float, workflow_sha256: str | None) -> dict[str, Any]:
     """The record the store keeps for one finished job (see README, "The output folder")."""
     rec: dict[str, Any] = {
-        "id": job.id, "workflow": job.workflow, "workflow_sha256": workflow_sha256, "params": public_params(job.params),
-        "repeat": job.repeat, "seeds": res.seeds, "backend": backend, "status": res.status, "attempts": attempt + 1,
-        "prompt_id": res.prompt_id, "started": round(started, 3), "finished": round(finished, 3),
+        "id": job.id, "seq": job.seq, "workflow": job.workflow, "workflow_sha256": workflow_sha256,
+        "params": public_params(job.params), "repeat": job.repeat, "seeds": res.seeds, "backend": backend,
+        "status": res.status, "attempts": attempt + 1, "prompt_id": res.prompt_id,
+        "started": round(started, 3), "finished": round(finished, 3),
         "duration": round(res.duration, 4) if res.duration is not None else None, "files": files,
     }
     if res.texts_by_var:

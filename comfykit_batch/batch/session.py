@@ -28,9 +28,10 @@ from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
 from .manifest import Manifest, load_manifest
-from .plan import build_plan
+from .plan import build_plan, open_existing_store
 from .records import redact_url_queries_in_text
 from .runner import BatchRunner, Progress, Summary
+from .shard import Shard
 from .store import ResultStore
 from .sweep import Job, Sweep
 
@@ -50,6 +51,7 @@ class RunOptions:
     force: bool = False
     verify: bool = False
     save_previews: bool | None = None
+    shard: Shard | None = None  # run only this shard's jobs, in its own part of the output folder
 
     def check(self) -> None:
         if self.jobs is not None and self.jobs < 1:
@@ -109,6 +111,10 @@ def _wanted(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], int
         total = len(found)
     else:
         jobs, total = iter(sweep), sweep.count()
+    if options.shard is not None:
+        shard = options.shard
+        jobs = (j for j in jobs if shard.contains(j.id))
+        total = -(-total // shard.count)  # an estimate for the progress display; the summary counts exactly
     if options.limit is not None:
         jobs, total = itertools.islice(jobs, options.limit), min(total, options.limit)
     return jobs, total
@@ -119,11 +125,13 @@ class _Walk:
     """Counts kept while the sweep is walked (once), for the summary's notes."""
 
     seen_recorded: int = 0
+    jobs: int = 0  # every job of this run's selection, settled earlier or not
 
 
 def _pending(jobs: Iterator[Job], store: ResultStore, options: RunOptions, progress: Progress, walk: _Walk) -> Iterator[Job]:
     """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run."""
     for job in jobs:
+        walk.jobs += 1
         status = store.status(job.id)
         if status is None:
             yield job
@@ -161,7 +169,7 @@ def run_manifest(
     notice = on_notice or _notice_nowhere
     prepared = prepare(manifest, options, output=output)
     m = prepared.manifest
-    store = _open_store(m)
+    store = _open_store(m, options.shard)
     try:
         refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
         jobs, total = _wanted(prepared, options)
@@ -175,19 +183,22 @@ def run_manifest(
             summary = _run(prepared, options, store, itertools.chain([first], pending), progress, on_progress, notice, cancel)
         _note_removed(summary, store, walk, options)
         summary.name = m.name
+        if options.shard is not None and not summary.interrupted:
+            summary.total = walk.jobs
     except BaseException:
         with contextlib.suppress(OSError, StorageError):  # the first error is the one to report
             store.close()
         raise
     _close(store)
+    if not summary.interrupted:
+        _write_reports(m, summary, notice)
     return summary
 
 
-def _open_store(m: Manifest, manifest_text: str | None = "") -> ResultStore:
-    """The output folder's store (keeping a copy of the manifest as used, unless ``manifest_text`` is None)."""
+def _open_store(m: Manifest, shard: Shard | None = None) -> ResultStore:
+    """The output folder's store (a shard's part of it), keeping a copy of the manifest as used (signed URL queries removed)."""
     try:
-        text = redact_url_queries_in_text(m.text) if manifest_text == "" else manifest_text
-        return ResultStore(m.output, m.name).open(text)
+        return ResultStore(m.output, m.name, part=shard).open(redact_url_queries_in_text(m.text))
     except (ValueError, OSError) as exc:  # an unreadable index, a folder that cannot be made
         raise UsageError(f"{m.output}: {exc}") from None
 
@@ -198,6 +209,24 @@ def _close(store: ResultStore) -> None:
     except OSError as exc:
         raise StorageError(f"{store.root}: could not write the index: {exc.strerror or exc}; "
                            "free some space and run again (finished jobs are in the journal)") from None
+
+
+def _write_reports(m: Manifest, summary: Summary, notice: Notice) -> None:
+    """The gallery (unless ``report: {gallery: false}``) and the grid the manifest asks for; a report never fails a run."""
+    from ..report.gallery import write_gallery
+    from ..report.grid import make_grid
+
+    report = m.report or {}
+    try:
+        if report.get("gallery", True):
+            summary.notes.append(f"gallery: {write_gallery(m.output)}")
+        grid = report.get("grid")
+        if grid:
+            paths = make_grid(m.output, grid["x"], grid.get("y"), z=grid.get("z"), var=grid.get("var"),
+                              where=grid.get("where"))
+            summary.notes.append("grid: " + ", ".join(str(p) for p in paths))
+    except (ComfyKitError, OSError) as exc:
+        notice(f"warning: the report could not be made: {exc}")
 
 
 def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iterator[Job], progress: Progress,
@@ -224,7 +253,7 @@ def _nothing_to_do(progress: Progress, store: ResultStore) -> Summary:
 
 
 def _note_removed(summary: Summary, store: ResultStore, walk: _Walk, options: RunOptions) -> None:
-    if options.only or options.limit is not None or summary.interrupted:
+    if options.only or options.limit is not None or options.shard is not None or summary.interrupted:
         return
     gone = len(store) - walk.seen_recorded - summary.done - summary.failed
     if gone > 0:
@@ -322,15 +351,15 @@ def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[
 
 
 def _plan_lines(prepared: Prepared, options: RunOptions, total: int, first: list[Job]) -> list[str]:
-    """The plan's lines; with an existing output folder, also what a re-run would skip."""
+    """The plan's lines; with an earlier run's output folder, also what a re-run would skip."""
     m = prepared.manifest
-    if not ((m.output / "index.sqlite").exists() or (m.output / "index.json").exists()):
-        return build_plan(m, prepared.sweep, total=total, first=first, jobs=options.jobs).lines()
-    store = _open_store(m, manifest_text=None)
+    store = open_existing_store(m)
     try:
-        return build_plan(m, prepared.sweep, total=total, first=first, jobs=options.jobs, store=store).lines()
+        return build_plan(m, prepared.sweep, total=total, first=first, store=store, jobs=options.jobs,
+                          limit=options.limit, only=options.only).lines()
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def describe(summary: Summary) -> dict[str, Any]:

@@ -55,9 +55,9 @@ def _int(value: str, what: str) -> int:
 def parse_shard(text: str | None, env: Mapping[str, str], shards: int | None = None) -> Shard | None:
     """``--shard I/N``, ``--shard auto`` (from the scheduler's environment), or None (no sharding).
 
-    ``auto`` reads a SLURM array (``SLURM_ARRAY_TASK_ID`` minus ``SLURM_ARRAY_TASK_MIN``, of
-    ``SLURM_ARRAY_TASK_COUNT``), else a Kubernetes Indexed Job (``JOB_COMPLETION_INDEX``, of
-    ``shards``: ``--shards`` or the manifest, since Kubernetes does not pass the count).
+    ``auto`` reads a SLURM array task (see ``_slurm``), else a Kubernetes Indexed Job
+    (``JOB_COMPLETION_INDEX``, of ``shards``: ``--shards`` or the manifest, since Kubernetes does
+    not pass the count). A SLURM array must be a plain range (no ``:step``).
     """
     if text is None:
         return None
@@ -81,14 +81,19 @@ def parse_shard(text: str | None, env: Mapping[str, str], shards: int | None = N
 
 
 def _slurm(env: Mapping[str, str], shards: int | None) -> Shard:
+    """The shard of a SLURM array task.
+
+    With ``--shards N`` the task id is the shard (an array ``0-(N-1)``): a task resubmitted alone
+    (``sbatch --array=3``) keeps its identity. Without it, the shard is the task's place in its
+    array (id minus ``SLURM_ARRAY_TASK_MIN``) of ``SLURM_ARRAY_TASK_COUNT``.
+    """
     task = _int(env["SLURM_ARRAY_TASK_ID"], "SLURM_ARRAY_TASK_ID")
-    low = _int(env.get("SLURM_ARRAY_TASK_MIN", "0"), "SLURM_ARRAY_TASK_MIN")
-    if "SLURM_ARRAY_TASK_COUNT" in env:
-        count = _int(env["SLURM_ARRAY_TASK_COUNT"], "SLURM_ARRAY_TASK_COUNT")
-    elif shards is not None:
-        count = shards
-    else:
+    if shards is not None:
+        if not 0 <= task < shards:
+            raise UsageError(f"SLURM_ARRAY_TASK_ID={task} is not a shard of --shards {shards}: submit --array=0-{shards - 1}")
+        return Shard(task, shards)
+    if "SLURM_ARRAY_TASK_COUNT" not in env:
         raise UsageError("--shard auto: SLURM_ARRAY_TASK_COUNT is not set; pass --shards N")
-    if shards is not None and shards != count:
-        raise UsageError(f"--shards {shards} disagrees with the array's SLURM_ARRAY_TASK_COUNT={count}")
+    low = _int(env.get("SLURM_ARRAY_TASK_MIN", "0"), "SLURM_ARRAY_TASK_MIN")
+    count = _int(env["SLURM_ARRAY_TASK_COUNT"], "SLURM_ARRAY_TASK_COUNT")
     return Shard(task - low, count)

@@ -23,18 +23,22 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..files import safe_extension, safe_name, save_stream, sha256_file
 from . import index_db as db
+from .remote import RemoteFolder, is_remote, local_home
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
 DB = "index.sqlite"
 PARTS = "parts"
 MANIFEST_COPY = "manifest.yaml"
+# What ``walk`` says of a job.
+NEW, COMPLETED, MISSING, FAILED, TRANSIENT = "new", "completed", "missing", "failed", "transient"
 FLUSH_EVERY = 30.0  # seconds between checkpoints (sqlite committed, journal emptied)
 # A finished job waits in memory (and in the journal) for its sqlite commit this long, or until this
 # many are waiting: ids are hashes, so each row dirties a random page of the id index, and big
@@ -51,6 +55,7 @@ class HasId(Protocol):
 
 
 J = TypeVar("J", bound=HasId)
+T = TypeVar("T")
 
 
 class PartLike(Protocol):
@@ -68,8 +73,16 @@ def part_name(part: PartLike) -> str:
 class ResultStore:
     """Records and files of one manifest's runs (one shard's, with ``part``); thread-safe."""
 
-    def __init__(self, root: Path, name: str, part: PartLike | None = None) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: Path | str, name: str, part: PartLike | None = None, *, local: Path | None = None) -> None:
+        # A remote folder (s3://...) is mirrored by a local one (``local``, else one under the user's cache)
+        # holding the sqlite index, the journal and downloads in progress; finished files and the index go out.
+        self.remote = RemoteFolder(str(root)) if is_remote(root) else None
+        if self.remote is not None:
+            self.root = Path(local or local_home(str(root))).resolve()
+        else:
+            self.root = Path(root).resolve()
+        self.location = str(self.remote or self.root)  # where the results are, as it may be shown
+        self._remote_sizes: dict[str, int] | None = None
         self.name = name
         self.part = part
         self._root_sep = str(self.root) + os.sep
@@ -85,6 +98,8 @@ class ResultStore:
     # -- opening ------------------------------------------------------------------
     def open(self, manifest_text: str | None = None) -> ResultStore:
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.remote is not None:
+            self._pull()
         prepare_root(self.root)  # imports a folder written before sqlite (index.json + journal)
         if self.part is None:
             self._conn = db.connect(self.root / DB)
@@ -102,6 +117,46 @@ class ResultStore:
             self._write_manifest(manifest_text)
         self._journal = open(self.home / JOURNAL, "a", encoding="utf-8")
         return self
+
+    def _pull(self) -> None:
+        """Bring what a remote folder holds that this node lacks: the index (a resume elsewhere) and the parts'."""
+        assert self.remote is not None
+        own = self.home / DB
+        if not own.exists() and not self.remote.get(self.relative(own), own) and self.part is None:
+            self.remote.get(INDEX, self.root / INDEX)  # an index.json alone: imported like an old local folder
+        if not (self.root / MANIFEST_COPY).exists():
+            self.remote.get(MANIFEST_COPY, self.root / MANIFEST_COPY)
+        for name in self.remote.children(PARTS):
+            local = self.root / PARTS / name / DB
+            if local == own:
+                continue
+            for leftover in (local.with_name(DB + "-wal"), local.with_name(DB + "-shm")):
+                leftover.unlink(missing_ok=True)
+            self.remote.get(f"{PARTS}/{name}/{DB}", local)  # the other part's last flushed state
+
+    def _push(self) -> None:
+        """Copy the index out to the remote folder (called by ``flush``, with the lock held)."""
+        assert self.remote is not None and self._conn is not None
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the .sqlite file alone now holds every row
+        for path in (self.home / DB, self.home / INDEX, self.home / MANIFEST_COPY, self.root / MANIFEST_COPY):
+            if path.exists():
+                self.remote.put(path, self.relative(path))
+
+    def commit_file(self, path: Path) -> str:
+        """An output file written at ``path_for(...)`` is final: put it in place; returns its path for the record.
+
+        Local folder: nothing to do. Remote folder: uploaded (streamed from the local file), then the
+        local copy is removed, so a node's disk holds only the downloads in progress.
+        """
+        rel = self.relative(path)
+        if self.remote is not None:
+            size = os.stat(path).st_size
+            self.remote.put(path, rel)
+            os.unlink(path)
+            with self._lock:
+                if self._remote_sizes is not None:
+                    self._remote_sizes[rel] = size
+        return rel
 
     def _write_manifest(self, text: str) -> None:
         if self.part is None:
@@ -126,7 +181,7 @@ class ResultStore:
         if (row is not None and row[0] == "completed") or not self._others:
             return row
         for other in self._others:  # a completed record anywhere wins over a failed one
-            found = db.find(other, job_id)
+            found = _quietly(db.find, other, job_id)
             if found is not None and (row is None or found[0] == "completed"):
                 row = found
                 if found[0] == "completed":
@@ -165,7 +220,7 @@ class ResultStore:
                 return dict(json.loads(p[4]))
             line = db.line(self._conn, job_id) if self._conn is not None else None
         for other in self._others if line is None else ():
-            line = db.line(other, job_id)
+            line = _quietly(db.line, other, job_id)
             if line is not None:
                 break
         return json.loads(line) if line is not None else None
@@ -191,6 +246,8 @@ class ResultStore:
 
     def _files_ok(self, files: str, verify: bool) -> bool:
         """Every file of a completed job is there with its size (and hash, with ``verify``)."""
+        if self.remote is not None:
+            return self._remote_files_ok(files, verify)
         for entry in files.split("\n") if files else ():
             rel, size, sha = entry.split("\t")
             path = self._root_sep + rel
@@ -200,6 +257,19 @@ class ResultStore:
             except OSError:
                 return False
             if verify and sha256_file(Path(path)) != sha:
+                return False
+        return True
+
+    def _remote_files_ok(self, files: str, verify: bool) -> bool:
+        """As ``_files_ok``, against one listing of the remote ``files/`` (not a request per file)."""
+        assert self.remote is not None
+        with self._lock:
+            if self._remote_sizes is None:
+                self._remote_sizes = self.remote.sizes("files")
+            sizes = self._remote_sizes
+        for entry in files.split("\n") if files else ():
+            rel, size, sha = entry.split("\t")
+            if sizes.get(rel) != int(size) or (verify and self.remote.sha256(rel) != sha):
                 return False
         return True
 
@@ -215,17 +285,41 @@ class ResultStore:
         return not retry_failed and row[0] == "failed"
 
     def settled_many(self, job_ids: Sequence[str], *, retry_failed: bool = False, verify: bool = False) -> list[bool]:
-        """``settled`` for many jobs at once (one query per few hundred ids: what makes a resume fast)."""
+        """``settled`` for many jobs at once (one query per few hundred ids)."""
         rows = self._rows(job_ids)
         return [self._settled_row(rows.get(i), retry_failed, verify) for i in job_ids]
 
-    def walk(self, jobs: Iterable[J], *, retry_failed: bool = False, verify: bool = False, chunk: int = 512,
-             ) -> Iterator[tuple[J, bool]]:
-        """``(job, settled)`` for each job (anything with an ``id``), in order, looked up a chunk at a time."""
+    def walk(self, jobs: Iterable[J], *, verify: bool = False, chunk: int = 512) -> Iterator[tuple[J, str]]:
+        """``(job, state)`` for each job (anything with an ``id``), in order: the resume's fast path.
+
+        States: ``NEW`` (no record), ``COMPLETED`` (files intact), ``MISSING`` (completed, but a
+        file is gone or changed), ``FAILED`` and ``TRANSIENT`` (failed; ``error.transient``).
+        The records are read in the order they were written, alongside the jobs: a resumed sweep
+        asks in about that order, so most answers come from one sequential read (a few hundred ns a
+        job) instead of a lookup at a random place of the id index (a few us). The rest are
+        looked up by id, here and in the other parts.
+        """
+        ahead = _ReadAhead(self._reader())
         it = iter(jobs)
         while batch := list(itertools.islice(it, chunk)):
-            flags = self.settled_many([j.id for j in batch], retry_failed=retry_failed, verify=verify)
-            yield from zip(batch, flags, strict=True)
+            ids = [j.id for j in batch]
+            rows = ahead.take(ids)
+            missing = [i for i in ids if i not in rows or rows[i][0] != "completed"]
+            if missing:
+                rows.update(self._rows(missing))
+            yield from zip(batch, (self._state(rows.get(i), verify) for i in ids), strict=True)
+
+    def _state(self, row: tuple[str, int | None, str] | None, verify: bool) -> str:
+        if row is None:
+            return NEW
+        if row[0] == "completed":
+            return COMPLETED if self._files_ok(row[2], verify) else MISSING
+        return TRANSIENT if row[1] else FAILED
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of this store's own index, streamed in first-recorded order (never all in memory)."""
+        conn = self._reader()
+        return (json.loads(line) for line in (db.lines(conn) if conn is not None else ()))
 
     def _rows(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
         with self._lock:
@@ -235,7 +329,7 @@ class ResultStore:
             wanted = [i for i in job_ids if i not in rows or rows[i][0] != "completed"]
             if not wanted:
                 break
-            for i, found in db.find_many(other, wanted).items():
+            for i, found in (_quietly(db.find_many, other, wanted) or {}).items():
                 if i not in rows or found[0] == "completed":
                     rows[i] = found
         return rows
@@ -271,7 +365,10 @@ class ResultStore:
 
     def _commit_locked(self) -> None:
         if self._pending and self._conn is not None:
-            db.upsert(self._conn, self._pending.values())
+            try:
+                db.upsert(self._conn, self._pending.values())
+            except sqlite3.OperationalError as exc:  # a full disk, a read-only folder: the journal still has them
+                raise OSError(f"{self.home / DB}: {exc}") from None
             self._pending.clear()
         self._last_commit = time.monotonic()
 
@@ -291,6 +388,8 @@ class ResultStore:
             if not (self._dirty or force) and index.exists():
                 return index
             path = export_index(self._conn, self.name, index)
+            if self.remote is not None:
+                self._push()
             self._dirty = False
             return path
 
@@ -305,6 +404,38 @@ class ResultStore:
             for c in [self._conn, *self._others]:
                 c.close()
             self._conn, self._others = None, []
+
+
+def _quietly(query: Callable[..., T], *args: Any) -> T | None:
+    """A query of another shard's index: one that fails (being written on another node, a shared file
+    system's stale view) reads as "not there", which costs at most a job run twice, never one skipped."""
+    try:
+        return query(*args)
+    except sqlite3.DatabaseError as exc:
+        logger.debug("another part's index could not be read: %s", exc)
+        return None
+
+
+class _ReadAhead:
+    """A window onto the records in written order, a batch ahead of the jobs being asked about."""
+
+    def __init__(self, conn: sqlite3.Connection | None, limit: int = 50_000) -> None:
+        self._rows: Iterator[tuple[str, str, int | None, str]] = (
+            iter(conn.execute("SELECT id, status, transient, files FROM jobs ORDER BY n")) if conn is not None else iter(()))
+        self._window: OrderedDict[str, tuple[str, int | None, str]] = OrderedDict()
+        self._limit = limit
+
+    def take(self, ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
+        for r in itertools.islice(self._rows, len(ids)):  # keep pace: as many records read as jobs asked
+            self._window[r[0]] = (r[1], r[2], r[3])
+        while len(self._window) > self._limit:  # records the walk never asks for (jobs no longer in the sweep)
+            self._window.popitem(last=False)
+        out = {}
+        for i in ids:
+            row = self._window.pop(i, None)
+            if row is not None:
+                out[i] = row
+        return out
 
 
 def export_index(conn: sqlite3.Connection | None, name: str, dest: Path) -> Path:

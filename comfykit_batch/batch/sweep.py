@@ -39,6 +39,7 @@ class Job:
     workflow: str
     params: Mapping[str, Any]
     repeat: int = 0
+    seq: int = 0  # position in the sweep, so views of the index can show jobs in sweep order
 
 
 def canonical(value: Any) -> str:
@@ -243,8 +244,6 @@ class Sweep:
             return list(self.fingerprints)
         return [w] if isinstance(w, str) else list(w)
 
-    _targets = targets
-
     def upper_bound(self) -> int:
         """Job count before ``exclude`` rules: arithmetic, instant for any size."""
         total = 0
@@ -280,6 +279,7 @@ class Sweep:
                     yield wf, sorted(fixed | axes_keys | shape)
 
     def __iter__(self) -> Iterator[Job]:
+        seq = itertools.count()
         for block in self.blocks:
             repeat = block.get("repeat", 1)
             rules = block.get("exclude") or []
@@ -289,4 +289,4 @@ class Sweep:
                     if rules and _excluded(params, rules):
                         continue
                     for r in range(repeat):
-                        yield Job(job_id(fp, params, r), wf, params, r)
+                        yield Job(job_id(fp, params, r), wf, params, r, next(seq))

@@ -1,15 +1,17 @@
-"""``comfykit-batch init [WORKFLOW] [-o FILE] [--name NAME] [--force]``: write a starter manifest."""
+"""``comfykit-batch init [WORKFLOW] [-o FILE] [--name NAME] [--server URL] [--force]``: write a starter manifest."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..batch.manifest import SCHEMA_PATH
 from ..batch.starter import starter_manifest
 from ..errors import UsageError
 from ..sources import is_path_source, resolve_workflow
+from ..workflow import InputType, Workflow
 from .args import Parser
 
 
@@ -19,6 +21,8 @@ def _parser() -> Parser:
     p.add_argument("workflow", nargs="?", help="API-format workflow (path or http(s) URL) whose parameters to write out")
     p.add_argument("-o", "--output", metavar="FILE", default="manifest.yaml", help="the manifest to write (default manifest.yaml)")
     p.add_argument("--name", help="the batch name (default: the workflow's file name)")
+    p.add_argument("--server", metavar="URL",
+                   help="a ComfyUI server whose /object_info adds exact types, ranges and choices ('local': the managed one)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     return p
 
@@ -33,6 +37,19 @@ def _relative(target: str, folder: Path) -> str:
         return Path(target).resolve().as_posix()
 
 
+def _server_types(workflow: Workflow, server: str) -> Mapping[str, InputType]:
+    """What a server says each parameter accepts (as ``list-params --server`` shows it)."""
+    from ..executors.factory import create_executor
+    from ..local_comfyui import LocalComfyUI, default_home
+
+    with ExitStack() as stack:
+        url = stack.enter_context(LocalComfyUI(default_home() / "server")).url if server == "local" else server
+        executor = stack.enter_context(create_executor(url))
+        executor.check()
+        executor.prepare(workflow)
+        return executor.types_for(workflow)
+
+
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv)[1:])
     out = Path(args.output)
@@ -40,9 +57,13 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError(f"{out} exists; use --force to overwrite it, or -o FILE")
     if out.is_dir():
         raise UsageError(f"{out} is a folder; give a file name with -o FILE")
+    if args.server and not args.workflow:
+        raise UsageError("--server needs a WORKFLOW whose parameters it describes")
     workflow = resolve_workflow(args.workflow) if args.workflow else None
+    types = _server_types(workflow, args.server) if workflow is not None and args.server else None
     source = _relative(args.workflow, out.parent) if args.workflow else "workflow.json"
-    text = starter_manifest(workflow, source=source, name=args.name, schema_ref=_relative(str(SCHEMA_PATH), out.parent))
+    text = starter_manifest(workflow, source=source, name=args.name, schema_ref=_relative(str(SCHEMA_PATH), out.parent),
+                            types=types)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")

@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="comfykit-batch merge",
         description="Combine the parts written by sharded runs (--shard) into OUTPUT/index.json: every job once, "
                     "a completed record winning over a failed one. Run it after every shard has ended.")
-    p.add_argument("output", help="the manifest's output folder (the one holding parts/)")
+    p.add_argument("output", help="the manifest's output folder (the one holding parts/), or its s3://... URL")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code says it all")
     return p
 
@@ -25,13 +25,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv)[1:])
     from ..batch.merge import merge_output
+    from ..batch.remote import display_url, is_remote
 
-    root = Path(args.output)
-    if not root.is_dir():
+    if not is_remote(args.output) and not Path(args.output).is_dir():
         raise UsageError(f"merge {args.output}: no such output folder")
-    result = merge_output(root)
+    result = merge_output(args.output)
+    where = display_url(args.output) + "/index.json" if is_remote(args.output) else str(result.index)
     if not args.quiet:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items())) or "no jobs"
         print(f"merged {result.parts} part(s): {counts}")
-        print(f"  index: {result.index}")
+        print(f"  index: {where}")
     return 1 if result.failed else 0

@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from ..batch.runner import Summary
 from ..batch.session import RunOptions, plan, run_manifest
+from ..batch.shard import parse_shard
 from ..errors import UsageError
 from .args import Parser
 from .progress import ProgressDisplay
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also run again jobs that failed for a lasting reason (transient failures always run again)")
     p.add_argument("--force", action="store_true", help="add to a folder whose jobs were made by an earlier version of a workflow")
     p.add_argument("--verify", action="store_true", help="check the sha256 of every recorded file before skipping its job")
+    p.add_argument("--shard", metavar="I/N|auto",
+                   help="run shard I of N (jobs whose id hashes to I), or 'auto' from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX")
+    p.add_argument("--shards", type=int, metavar="N", help="the shard count for --shard auto under Kubernetes (or a fixed SLURM array)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display or notices, warnings and errors only")
     p.add_argument("--version", action="version", version=f"comfykit-batch {__version__}")
@@ -47,7 +51,7 @@ def main(argv: Sequence[str]) -> int:
     _check_output(args.output)
     _setup_logging(args.verbose, args.quiet)
     options = RunOptions(limit=args.limit, only=args.only, jobs=args.jobs, retry_failed=args.retry_failed,
-                         force=args.force, verify=args.verify)
+                         force=args.force, verify=args.verify, shard=parse_shard(args.shard, os.environ, args.shards))
     if args.dry_run:
         for line in plan(args.manifest, options, output=args.output, on_notice=_notice(args.quiet)).lines:
             print(line)

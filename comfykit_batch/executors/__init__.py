@@ -1,5 +1,5 @@
 """Executors: the only code that talks to servers, all behind ``Executor``."""
 
-from .base import Executor, ProgressCallback, ProgressEvent
+from .base import Executor, InputTypes, ProgressCallback, ProgressEvent
 
-__all__ = ["Executor", "ProgressCallback", "ProgressEvent"]
+__all__ = ["Executor", "InputTypes", "ProgressCallback", "ProgressEvent"]

@@ -93,8 +93,8 @@ class ComfyUIExecutor(Executor):
         self.types_for(workflow)
 
     def types_for(self, workflow: Workflow) -> InputTypes:
-        key = self._fingerprint(workflow)
         with self._types_lock:
+            key = self._fingerprint(workflow)
             known = self._types.get(key)
         if known is not None:
             return known
@@ -106,7 +106,10 @@ class ComfyUIExecutor(Executor):
         return types
 
     def _fingerprint(self, workflow: Workflow) -> str:
-        """The workflow's fingerprint, hashed once per object (and again only if its nodes are replaced)."""
+        """The workflow's fingerprint, hashed once per object (and again only if its nodes are replaced).
+
+        Called with ``_types_lock`` held: the memo is shared by every job thread.
+        """
         memo = self._fingerprints.get(workflow)
         if memo is None or memo[0] != id(workflow.nodes):
             memo = (id(workflow.nodes), workflow.fingerprint())

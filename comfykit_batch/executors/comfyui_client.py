@@ -1,4 +1,4 @@
-"""ComfyUI's HTTP routes, one method each, over one pooled ``requests.Session``.
+"""ComfyUI's HTTP routes, one method each, over one lean urllib3 pool (``pool``).
 
 Both ComfyUI executors stand on this. It knows the protocol (envelopes, error
 shapes, auth headers), not job semantics, and raises only the package's
@@ -19,10 +19,10 @@ from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from ..errors import AuthError, BackendError, ConfigError
 from ..fetch import fetch_bytes
+from .pool import HttpPool, Response
 from .transport import Redactor, check_url, http_status_error, mapped, read_timeout
 
 JsonDict = dict[str, Any]
@@ -125,27 +125,22 @@ class ComfyUIClient:
         self.timeout = timeout
         self.cookies = parse_cookies(cookies)
         self.redact = Redactor([api_key, *self.cookies.values()])
-        self.session = requests.Session()
-        self.session.trust_env = False  # never route a local server through a proxy from the environment
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
-        header = cookie_header(self.cookies)
-        if header:  # only ever sent to base_url: redirects are refused, foreign URLs never requested
-            self.session.headers["Cookie"] = header
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        cookie = cookie_header(self.cookies)
+        if cookie:  # only ever sent to base_url: redirects are refused, foreign URLs never requested
+            headers["Cookie"] = cookie
+        # No proxy from the environment, no redirects, no retries: see ``pool``.
+        self.pool = HttpPool(headers, maxsize=pool_size)
         self._object_info: JsonDict | None = None
         self._object_info_lock = threading.Lock()
 
     # -- plumbing --------------------------------------------------------------
     def _request(self, method: str, path: str, *, read: float | None = None, deadline: float | None = None,
-                 connect: float | None = None, **kw: Any) -> requests.Response:
+                 connect: float | None = None, **kw: Any) -> Response:
         read = read_timeout(read or self.timeout[1], deadline, time.monotonic())
-        kw["timeout"] = (min(connect or self.timeout[0], read), read)
-        kw.setdefault("allow_redirects", False)
+        timeout = (min(connect or self.timeout[0], read), read)
         with mapped(f"{method} {path.split('?')[0]}", self.display_url):
-            r = self.session.request(method, self.base_url + path, **kw)
+            r = self.pool.request(method, self.base_url + path, timeout=timeout, **kw)
         if r.is_redirect or (r.status_code in (401, 403) and not path.startswith("/view")):
             where = r.headers.get("Location", "")
             r.close()
@@ -158,7 +153,7 @@ class ComfyUIClient:
             )
         return r
 
-    def _decode(self, r: requests.Response, doing: str) -> Any:
+    def _decode(self, r: Response, doing: str) -> Any:
         if r.status_code >= 400:
             raise http_status_error(self.display_url, doing, r.status_code, _text(r), self.redact)
         with mapped(doing, self.display_url):
@@ -177,7 +172,7 @@ class ComfyUIClient:
         body: JsonDict = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
         if self.api_key:
             body["extra_data"] = {"api_key_comfy_org": self.api_key}
-        r = self._request("POST", "/prompt", json=body, deadline=deadline)
+        r = self._request("POST", "/prompt", json_body=body, deadline=deadline)
         if r.status_code == 400:
             try:
                 data: Any = json.loads(r.content)
@@ -211,8 +206,8 @@ class ComfyUIClient:
 
     def interrupt(self, prompt_id: str) -> None:
         """Stop ``prompt_id`` wherever it is: dropped from the queue, interrupted if running (short timeouts)."""
-        self._request("POST", "/queue", json={"delete": [prompt_id]}, read=10.0).close()
-        self._request("POST", "/interrupt", json={"prompt_id": prompt_id}, read=10.0).close()
+        self._request("POST", "/queue", json_body={"delete": [prompt_id]}, read=10.0).close()
+        self._request("POST", "/interrupt", json_body={"prompt_id": prompt_id}, read=10.0).close()
 
     def object_info(self) -> JsonDict:
         with self._object_info_lock:
@@ -230,9 +225,9 @@ class ComfyUIClient:
 
     def upload(self, filename: str, data: bytes | BinaryIO, *, overwrite: bool = False) -> str:
         """Put a file in the server's input folder; returns the name to use (the server may rename it)."""
-        files = {"image": (filename, data)}
-        form = {"type": "input", "overwrite": "true" if overwrite else "false"}
-        info = self._json("POST", "/upload/image", files=files, data=form, read=300.0)
+        body = data if isinstance(data, bytes) else data.read()
+        form = {"image": (filename, body), "type": "input", "overwrite": "true" if overwrite else "false"}
+        info = self._json("POST", "/upload/image", fields=form, read=300.0)
         name = info.get("name") if isinstance(info, dict) else None
         if not isinstance(name, str) or not name:
             raise BackendError(f"{self.display_url}: POST /upload/image: no file name in the answer", transient=False,
@@ -258,11 +253,8 @@ class ComfyUIClient:
                 yield from r.iter_content(chunk)
 
     def close(self) -> None:
-        self.session.close()
+        self.pool.close()
 
 
-def _text(r: requests.Response) -> str:
-    try:
-        return r.content.decode("utf-8", "replace")
-    except (requests.RequestException, OSError):
-        return ""
+def _text(r: Response) -> str:
+    return r.content.decode("utf-8", "replace")  # read with the answer: nothing left to fail

@@ -81,19 +81,21 @@ class Redactor:
 
 def reason(exc: BaseException) -> str:
     """What went wrong on the wire, in a few words, without the URL (which may carry a query)."""
-    if isinstance(exc, requests.ConnectTimeout):
+    chain = _chain_text(exc)
+    if isinstance(exc, ConnectionRefusedError) or "refused" in chain:
+        return "connection refused"
+    if isinstance(exc, socket.gaierror) or "Name or service not known" in chain or "not resolve" in chain:
+        return "host name not found"
+    if isinstance(exc, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         return "connect timed out"
     if isinstance(exc, (requests.ReadTimeout, socket.timeout, urllib3.exceptions.ReadTimeoutError)):
         return "no answer in time (read timed out)"
-    if isinstance(exc, ConnectionRefusedError) or "refused" in _chain_text(exc):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror) or "Name or service not known" in _chain_text(exc):
-        return "host name not found"
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
+                        ConnectionResetError, BrokenPipeError)):
         return "connection dropped mid-answer"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
         return "TLS handshake failed"
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return "connection failed"
     if isinstance(exc, ValueError):
         return "answer is not valid JSON"

@@ -21,6 +21,7 @@ from .index import Results, failure_reason, key_of, label_of, load_results, pars
 log = logging.getLogger("comfykit_batch.report.grid")
 
 MAX_PER_CELL = 8
+MAX_PIXELS = 64_000_000  # ~190 MB of RGB while drawing; bigger grids get smaller cells
 PAD = 8
 GAP = 4
 BG = (255, 255, 255)
@@ -85,6 +86,8 @@ def _default_var(results: Results, records: list[dict[str, Any]]) -> str:
         any_var = any_var or next(iter(rec.get("texts") or {}), None)
     if any_var:
         return str(any_var)
+    if any(rec.get("status") != "completed" for rec in records):
+        return "output"  # only failures so far: still worth a grid of their reasons
     raise UsageError(f"{results.root}: no job has an output file yet, so there is nothing to draw")
 
 
@@ -131,6 +134,13 @@ def render(results: Results, records: list[dict[str, Any]], x: str, y: str | Non
     cells = {(ci, ri): cell_items(groups.get((key_of(cv), key_of(rv)), []), var)
              for ci, cv in enumerate(columns) for ri, rv in enumerate(rows)}
     per = min(MAX_PER_CELL, max(len(v) for v in cells.values()))
+    fitted = int((MAX_PIXELS / (len(columns) * per * len(rows))) ** 0.5)
+    if fitted < cell:
+        if fitted < 16:
+            raise UsageError(f"a {len(columns)} x {len(rows)} grid with {per} images per cell is too big for one image; "
+                             "narrow it with --where or split it with --z")
+        log.info("cells shrunk from %d to %d px to keep the grid under %d pixels", cell, fitted, MAX_PIXELS)
+        cell = fitted
     cell_w = per * cell + (per - 1) * GAP
     fsize = max(12, min(18, cell // 10))
     fnt, small = d.font(fsize), d.font(max(9, fsize - 3))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ log = logging.getLogger("comfykit_batch.report")
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
+MANIFEST_COPY = "manifest.yaml"
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Results:
     root: Path
     name: str
     records: list[dict[str, Any]]
+    order: dict[str, dict[str, int]] = field(default_factory=dict)  # param -> value key -> position in the manifest
 
     def param_names(self) -> list[str]:
         """Every parameter name, in the order they first appear."""
@@ -40,8 +42,13 @@ class Results:
         return list(seen)
 
     def values(self, param: str, records: Iterable[Mapping[str, Any]] | None = None) -> list[Any]:
-        """The distinct values of one parameter, in sweep order (first appearance)."""
-        return distinct((rec.get("params") or {}).get(param) for rec in (self.records if records is None else records))
+        """The distinct values of one parameter in sweep order: as listed in the manifest, else as first recorded.
+
+        (Records are kept in the order jobs finished, which two jobs in flight can swap.)
+        """
+        found = distinct((rec.get("params") or {}).get(param) for rec in (self.records if records is None else records))
+        listed = self.order.get(param) or {}
+        return sorted(found, key=lambda v: listed.get(key_of(v), len(listed)))  # stable: unlisted ones keep their order
 
     def varying(self) -> list[str]:
         """Parameters that take more than one value: the ones worth an axis or a filter."""
@@ -86,9 +93,63 @@ def load_results(output_dir: str | Path) -> Results:
         raise UsageError(f"{index}: not a batch index ({exc})") from None
     _overlay_journal(root / JOURNAL, by_id)
     records = list(by_id.values())
+    order = manifest_order(root / MANIFEST_COPY)
     if records and all(isinstance(r.get("seq"), int) for r in records):
         records.sort(key=lambda r: r["seq"])  # a sweep position, when the runner records one
-    return Results(root.resolve(), str(data.get("manifest") or root.name), records)
+    else:
+        records = sweep_sorted(records, order)
+    return Results(root.resolve(), str(data.get("manifest") or root.name), records, order)
+
+
+def manifest_order(path: Path) -> dict[str, dict[str, int]]:
+    """Each swept parameter's values in the order the manifest (the copy in the output folder) lists them.
+
+    Read from the YAML alone (no workflow, no environment): ``params``, ``grid``, ``zip``, ``cases`` and
+    ``seeds: {values}``; anything else (random samples, values from files) keeps the recorded order.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    blocks = data.get("sweep") if isinstance(data, dict) else None
+    order: dict[str, dict[str, int]] = {}
+
+    def add(name: Any, value: Any) -> None:
+        seen = order.setdefault(str(name), {})
+        seen.setdefault(key_of(value), len(seen))
+
+    for block in blocks if isinstance(blocks, list) else [blocks]:
+        if not isinstance(block, dict):
+            continue
+        for kind in ("params", "grid", "zip"):
+            listing = block.get(kind)
+            for name, values in listing.items() if isinstance(listing, dict) else ():
+                for v in values if isinstance(values, list) and kind != "params" else [values]:
+                    add(name, v)
+        cases = block.get("cases")
+        for case in cases if isinstance(cases, list) else ():
+            for name, v in case.items() if isinstance(case, dict) else ():
+                add(name, v)
+        seeds = block.get("seeds")
+        if isinstance(seeds, dict):
+            values = seeds.get("values")
+            if not isinstance(values, list) and isinstance(seeds.get("count"), int) and isinstance(seeds.get("base", 0), int):
+                values = range(seeds.get("base", 0), seeds.get("base", 0) + min(seeds["count"], 100_000))
+            for v in values if isinstance(values, (list, range)) else ():
+                add(seeds.get("param", "seed"), v)
+    return order
+
+
+def sweep_sorted(records: list[dict[str, Any]], order: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
+    """Records ordered by their values' positions in the manifest (stable: what it does not list keeps its place)."""
+    if not order:
+        return records
+
+    def key(rec: Mapping[str, Any]) -> tuple[int, ...]:
+        params = rec.get("params") or {}
+        return tuple(listed.get(key_of(params.get(p)), len(listed)) for p, listed in order.items())
+
+    return sorted(records, key=key)
 
 
 def _overlay_journal(journal: Path, by_id: dict[str, dict[str, Any]]) -> None:

@@ -86,8 +86,9 @@ class FakeComfyUI:
         self.requests: list[tuple[str, str]] = []
         self.headers: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of every request
         # Scripted answers, by "METHOD /route" ("GET /history", "POST /prompt", "GET /view", "GET /ws", ...):
-        # (status, body) to send instead, or "stall" (never answer), "truncate" (promise more bytes than sent),
-        # "cut" (for /view: stop half-way through the file). Each is used once, in order.
+        # (status, body[, headers]) to send instead, or "stall" (never answer), "truncate" (promise more bytes than sent),
+        # "cut" (for /view: stop half-way through the file), or a function of the path returning one of
+        # these. Each is used once, in order.
         self.script: dict[str, deque[Any]] = {}
         self.ws_redirect: str | None = None  # answer /ws with 302 to this URL
         self.foreign_events = False  # also send every client events of prompts that are not theirs
@@ -336,10 +337,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         super().handle_one_request()
 
-    def _send(self, code: int, body: Any = None, ctype: str = "application/json") -> None:
+    def _send(self, code: int, body: Any = None, ctype: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body if body is not None else {}).encode()
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -362,6 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer = answers.popleft()
         if method == "POST":
             self._body()
+        if callable(answer):  # computed from the request path, e.g. a history entry for the asked prompt id
+            answer = answer(path)
         if answer == "stall":
             app.released.wait(60)
             self.close_connection = True
@@ -382,8 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
         else:
-            status, body = answer
-            self._send(status, body if isinstance(body, bytes) else json.dumps(body).encode())
+            status, body, *extra = answer
+            self._send(status, body if isinstance(body, bytes) else json.dumps(body).encode(),
+                       headers=extra[0] if extra else None)
         return True
 
     def do_GET(self) -> None:  # noqa: N802
@@ -443,10 +450,17 @@ class _Handler(BaseHTTPRequestHandler):
             name = _multipart_filename(body, self.headers.get("Content-Type", "")) or "upload.png"
             app.uploads[name] = body
             return self._send(200, {"name": name, "subfolder": "", "type": "input"})
+        raw = self._body()
+        if len(raw) < int(self.headers.get("Content-Length") or 0):  # the client died mid-request
+            self.close_connection = True
+            return
         try:
-            data = json.loads(self._body() or b"{}")
+            data = json.loads(raw or b"{}")
         except ValueError:
             return self._send(500, b"bad json", "text/plain")
+        if path == "/prompt" and not isinstance(data.get("prompt"), dict):
+            return self._send(400, {"error": {"type": "no_prompt", "message": "No prompt provided", "details": "",
+                                              "extra_info": {}}, "node_errors": {}})
         if path == "/prompt":
             if app.submit_failures:
                 echo = "".join(f"{k}: {v}\n" for k, v in self.headers.items()) if app.echo_headers else ""

@@ -70,7 +70,7 @@ def test_every_swept_value_is_checked_against_the_server_before_any_job(tmp_path
                        sweep={"grid": {"width": [8, 0]}})  # the server says width >= 1
     assert main([str(m), "-q"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "sweep[0].grid.width" in line and "on backend 'f'" in line
+    assert "sweep.grid.width" in line and "on backend 'f'" in line
     assert fake.submitted == []
 
 
@@ -79,7 +79,7 @@ def test_a_lossy_value_is_refused_in_the_dry_run_too(tmp_path, fake, workflows, 
                        sweep={"grid": {"width": [8, 3.5]}})
     assert main([str(m), "--dry-run"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "sweep[0].grid.width" in line and "3.5" in line
+    assert "sweep.grid.width" in line and "3.5" in line
     assert fake.submitted == []
 
 
@@ -89,7 +89,7 @@ def test_a_yaml_boolean_for_a_string_says_quote_it(tmp_path, fake, workflows, ca
     m.write_text(m.read_text().replace("prefix: x", "prefix: no"))
     assert main([str(m), "-q"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "sweep[0].params.prefix" in line and "quote it" in line
+    assert "sweep.params.prefix" in line and "quote it" in line
 
 
 def test_no_backends_uses_comfyui_url_before_the_managed_server(tmp_path, fake, workflows, monkeypatch):

@@ -51,11 +51,12 @@ def test_signed_query_and_key_stay_out_of_logs_index_and_files(tmp_path, workflo
                               text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "DEBUG" in proc.stderr, "the run really logged at debug level"
+        files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+        assert len(files) >= 4, "index, journal, manifest copy and the output file were all checked"
         for secret in (SECRET_SIG, API_KEY):
             assert secret not in proc.stdout and secret not in proc.stderr
-            for path in (tmp_path / "out").rglob("*"):
-                if path.is_file():
-                    assert secret.encode() not in path.read_bytes(), f"{secret[:6]}... leaked into {path.name}"
+            for path in files:
+                assert secret.encode() not in path.read_bytes(), f"{secret[:6]}... leaked into {path.name}"
         index = (tmp_path / "out" / "index.json").read_text()
         assert f"{image_host}/inputs/cat.png" in index, "the host and path of the input are kept"
         assert fake.uploads, "the input was uploaded to the backend"

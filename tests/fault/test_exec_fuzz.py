@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import typing
+from collections import deque
 from typing import Any
 
 import responses
@@ -24,7 +24,6 @@ from comfykit_batch.executors.comfyui_ws import _EventHub
 from comfykit_batch.executors.runninghub import RunningHubExecutor
 from comfykit_batch.result import ExecuteResult, FailureKind
 
-BASE = "http://comfy.fuzz:8188"
 RH = "http://rh.fuzz"
 KINDS = set(typing.get_args(FailureKind))
 WF = Workflow({
@@ -62,25 +61,20 @@ def _check(result: Any) -> None:
 
 @given(prompt=st.tuples(http_status, bodies), history=st.one_of(entries.map(lambda e: ("entry", e)),
                                                                st.tuples(http_status, bodies)))
-def test_comfyui_answers_to_prompt_and_history(prompt: tuple[int, bytes], history: tuple[Any, Any]) -> None:
-    def history_answer(request: Any) -> tuple[int, dict[str, str], bytes]:
+def test_comfyui_answers_to_prompt_and_history(fake_comfy: Any, prompt: tuple[int, bytes], history: tuple[Any, Any]) -> None:
+    def history_answer(path: str) -> tuple[int, bytes]:
         if history[0] == "entry":
-            pid = request.path_url.rsplit("/", 1)[-1]
-            return 200, {}, json.dumps({pid: history[1]}).encode()
-        return history[0], {}, history[1]
+            pid = path.rsplit("/", 1)[-1]
+            return 200, json.dumps({pid: history[1]}).encode()
+        return history
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{BASE}/object_info", json={})
-        mock.post(f"{BASE}/prompt", status=prompt[0], body=prompt[1])
-        mock.add_callback(responses.GET, re.compile(rf"{re.escape(BASE)}/history/.*"), callback=history_answer)
-        mock.get(f"{BASE}/queue", json={"queue_running": [], "queue_pending": []})
-        mock.post(f"{BASE}/queue", json={})
-        mock.post(f"{BASE}/interrupt", json={})
-        with HttpExecutor(BASE) as ex:
-            try:
-                result = ex.execute(WF, {"width": 4}, timeout=0.3)
-            except ComfyKitError:
-                return
+    fake_comfy.script["POST /prompt"] = deque([prompt])
+    fake_comfy.script["GET /history"] = deque([history_answer])
+    with HttpExecutor(fake_comfy.url) as ex:
+        try:
+            result = ex.execute(WF, {"width": 4}, timeout=0.3)
+        except ComfyKitError:
+            return
     _check(result)
 
 

@@ -239,3 +239,47 @@ def test_5xx_body_echoing_the_request_never_carries_secrets(cls, fake_comfy, wf,
     assert r.status == "failed" and "HTTP 500" in r.msg and "***" in r.msg
     for text in (repr(r), caplog.text):
         assert "sk-secret-1234" not in text and "c00kie-value" not in text
+
+
+# -- the server's types, per executor -----------------------------------------------------------------
+
+
+@BOTH
+def test_lossy_value_is_refused_before_submitting(cls, fake_comfy, wf):
+    from comfykit_batch import ParameterError
+
+    with cls(fake_comfy.url) as ex, pytest.raises(ParameterError, match="width"):
+        ex.execute(wf, {"width": 3.5}, timeout=10)
+    assert fake_comfy.submitted == []
+
+
+@BOTH
+def test_failure_to_learn_types_is_a_transient_connection_failure(cls, fake_comfy, wf):
+    fake_comfy.script["GET /object_info"] = deque([(503, b"warming up")])
+    with cls(fake_comfy.url) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+        assert r.status == "failed" and r.failure.kind == "connection" and r.failure.transient
+        assert ex.execute(wf, {"width": 4}, timeout=10).status == "completed"
+    assert len(fake_comfy.submitted) == 1
+
+
+def test_types_are_kept_per_executor_not_in_the_shared_workflow(fake_comfy):
+    from comfykit_batch import ParameterError
+    from tests.fakes.fake_comfyui import FakeComfyUI
+
+    other = FakeComfyUI().start()
+    try:
+        fake_comfy.classes["CheckpointLoader"] = {"ckpt_name": [["a.safetensors"]]}
+        other.classes["CheckpointLoader"] = {"ckpt_name": [["b.safetensors"]]}
+        wf = Workflow({"1": {"class_type": "CheckpointLoader", "inputs": {"ckpt_name": "a.safetensors"},
+                             "_meta": {"title": "$model.ckpt_name"}}})
+        with HttpExecutor(fake_comfy.url) as a, HttpExecutor(other.url) as b:
+            a.prepare(wf)
+            b.prepare(wf)  # must not narrow what a accepts
+            assert a.execute(wf, {"model": "a.safetensors"}, timeout=10).status == "completed"
+            with pytest.raises(ParameterError, match="a.safetensors"):
+                b.execute(wf, {"model": "a.safetensors"}, timeout=10)
+            assert a.types_for(wf)["model"].choices == ("a.safetensors",)
+        assert [r for r in fake_comfy.requests if r == ("GET", "/object_info")] == [("GET", "/object_info")]
+    finally:
+        other.stop()

@@ -91,3 +91,19 @@ def test_grid_cli(demo_output, tmp_path, capsys):
     assert main(["grid", str(demo_output), "--x", "nope", "--y", "label"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "known parameters: label, strength, seed" in err
+
+
+def test_axes_follow_the_manifest_not_the_finishing_order(demo_output, tmp_path):
+    """Two jobs in flight can finish in either order; the manifest copy in the folder fixes the order."""
+    (demo_output / "manifest.yaml").write_text(
+        "name: demo\nsweep:\n  - workflow: swatch\n    grid: {label: [green, red, blue], strength: [0.5, 0.0]}\n"
+        "    seeds: {param: seed, count: 2, base: 1}\n")
+    from comfykit_batch.report.index import load_results
+
+    results = load_results(demo_output)
+    assert results.values("label") == ["green", "red", "blue"] and results.values("strength") == [0.5, 0.0]
+    assert [r["id"] for r in results.records[:3]] == ["j08", "j09", "j06"]  # green 0.5 seed 1, 2; green 0.0 seed 1
+    (path,) = make_grid(demo_output, "strength", "label", where={"seed": 1}, cell=64, out=tmp_path / "m.png")
+    img = Image.open(path)
+    red, green = _find(img, COLORS["red"]), _find(img, COLORS["green"])
+    assert max(y for _, y in green) < min(y for _, y in red), "green is the first row now"

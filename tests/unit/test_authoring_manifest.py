@@ -151,7 +151,8 @@ def test_no_backends_uses_comfyui_url_before_the_local_server(load, monkeypatch)
 
 
 def test_backend_down_limit_report_and_executor_alias(load):
-    m = load(HEAD + SWEEP + "defaults: {backend_down_limit: 42, executor: ws}\nbackends: [{url: 'http://h:1', executor: http}]\n"
+    m = load(HEAD + "sweep: {grid: {width: [1, 2]}, params: {cfg: 5}, seeds: {param: seed, count: 2}}\n"
+             "defaults: {backend_down_limit: 42, executor: ws}\nbackends: [{url: 'http://h:1', executor: http}]\n"
              "report: {grid: {x: width, y: seed, where: {cfg: 5}}, gallery: false}\n")
     assert m.backend_down_limit == 42.0 and m.backends[0].executor == "http"
     assert m.report == {"grid": {"x": "width", "y": "seed", "where": {"cfg": 5}}, "gallery": False}
@@ -167,3 +168,22 @@ def test_shipped_sweep_keeps_its_28_job_ids():
     ids = [j.id for j in Sweep(m.blocks, {"swatch": Workflow.from_file(root / "workflows" / "noisy_swatch.json").fingerprint()})]
     assert len(ids) == 28
     assert hashlib.sha256(" ".join(ids).encode()).hexdigest() == "d43b1d42232e8a5186391d4f55a526e78d84297a8a2e9653d7d1477153a5a588"
+
+
+def test_report_axes_must_be_swept_parameters(load):
+    assert "report.grid.y: 'sede' is not a parameter of the sweep (did you mean 'seed'?); parameters: width, seed" in error(
+        load, HEAD + "sweep: {grid: {width: [1, 2]}, seeds: {param: seed, count: 2}}\nreport: {grid: {x: width, y: sede}}\n")
+    assert "report.grid.where.hieght: 'hieght' is not a parameter" in error(
+        load, HEAD + SWEEP + "report: {grid: {x: width, y: width, where: {hieght: 1}}}\n")
+
+
+def test_block_paths_follow_how_the_sweep_is_written(load):
+    assert load(HEAD + SWEEP).block_path(0) == "sweep"
+    assert load(HEAD + "sweep: [{grid: {a: [1]}}, {grid: {a: [2]}}]\n").block_path(1) == "sweep[1]"
+
+
+def test_a_key_written_twice_is_refused_with_both_lines(load):
+    text = HEAD + "sweep:\n  grid: {a: [1]}\n  seeds: {param: s, count: 1}\n  grid: {b: [2]}\n"
+    first, shown, caret, hint = error(load, text).splitlines()
+    assert first.endswith("m.yaml: line 6, column 3: not valid YAML (duplicate key 'grid' (first written on line 4))")
+    assert shown == "      grid: {b: [2]}" and caret == "      ^" and "a key written twice" in hint

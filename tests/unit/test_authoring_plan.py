@@ -61,15 +61,15 @@ def test_rerun_counts_from_the_store(shipped):
     m, sweep = shipped
     jobs = list(sweep)
     records = {j.id: {"status": "completed", "files": [{"size": 1000}]} for j in jobs[:20]}
-    records.update({j.id: {"status": "failed"} for j in jobs[20:23]})
+    records.update({j.id: {"status": "failed", "error": {"transient": j is jobs[20]}} for j in jobs[20:23]})
     records[jobs[0].id]["gone"] = True
     records["old-job"] = {"status": "completed"}
     plan = build_plan(m, sweep, store=FakeStore(records))
     r = plan.rerun
-    assert (r.completed, r.failed, r.missing_files, r.new, r.not_in_sweep) == (19, 3, 1, 5, 1)
+    assert (r.completed, r.failed, r.transient, r.missing_files, r.new, r.not_in_sweep) == (19, 3, 1, 1, 5, 1)
     assert plan.lines()[-2:] == [
-        "  re-run into the existing output: 19 completed (skipped), 3 failed earlier (transient ones run again; "
-        "--retry-failed for all), 6 to run, 1 of them because a recorded file is gone",
+        "  re-run into the existing output: 19 completed (skipped), 3 failed earlier (1 transient, run again; "
+        "2 skipped unless --retry-failed), 7 to run, 1 of them because a recorded file is gone",
         "  1 recorded job(s) are no longer in this sweep (their records are kept)",
     ]
 
@@ -125,10 +125,29 @@ def test_a_walked_count_reports_progress(shipped, monkeypatch):
     m, sweep = shipped
     seen = []
     assert build_plan(m, sweep, on_progress=lambda done, total: seen.append((done, total))).total == 28
-    assert (36, 36) in seen and (10, 36) in seen
+    assert seen == [(10, 36), (20, 36), (30, 36), (36, 36)]  # walked once, with progress
 
 
 def test_a_dry_run_creates_no_output_folder(tmp_path, shipped):
     m, _ = shipped
     m.output = tmp_path / "out"
     assert open_existing_store(m) is None and not m.output.exists()
+
+
+def test_rerun_counts_from_a_real_output_folder(shipped, tmp_path):
+    from comfykit_batch.batch.store import ResultStore
+
+    m, sweep = shipped
+    m.output = tmp_path / "out"
+    jobs = list(sweep)
+    store = ResultStore(m.output, m.name).open()
+    for job, status in zip(jobs[:3], ["completed", "completed", "failed"], strict=True):
+        store.record({"id": job.id, "workflow": job.workflow, "params": dict(job.params), "repeat": 0, "status": status,
+                      "files": [], "error": {"kind": "node", "message": "x", "transient": False} if status == "failed" else None})
+    store.close()
+    reopened = open_existing_store(m)
+    try:
+        r = build_plan(m, sweep, store=reopened).rerun
+    finally:
+        reopened.close()
+    assert (r.completed, r.failed, r.transient, r.new, r.not_in_sweep) == (2, 1, 0, 25, 0)

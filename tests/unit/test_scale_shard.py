@@ -47,6 +47,12 @@ def test_auto_from_a_slurm_array_counts_from_its_first_task():
     assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "2"}, 5) == Shard(2, 5)
 
 
+def test_with_shards_a_resubmitted_slurm_task_keeps_its_shard():
+    env = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "3", "SLURM_ARRAY_TASK_COUNT": "1"}  # sbatch --array=3
+    assert parse_shard("auto", env, 4) == Shard(3, 4)
+    assert parse_shard("auto", env, None) == Shard(0, 1)
+
+
 def test_auto_from_a_kubernetes_indexed_job_takes_the_count_from_shards():
     assert parse_shard("auto", {"JOB_COMPLETION_INDEX": "7"}, 16) == Shard(7, 16)
 
@@ -61,7 +67,7 @@ def test_auto_from_a_kubernetes_indexed_job_takes_the_count_from_shards():
     ("auto", {"JOB_COMPLETION_INDEX": "x"}, 4, "JOB_COMPLETION_INDEX: expected a whole number"),
     ("auto", {"SLURM_ARRAY_TASK_ID": "1"}, None, "SLURM_ARRAY_TASK_COUNT is not set"),
     ("auto", {"SLURM_ARRAY_TASK_ID": "9", "SLURM_ARRAY_TASK_COUNT": "4"}, None, "0 <= I < N"),
-    ("auto", {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4"}, 8, "disagrees"),
+    ("auto", {"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "9"}, 8, "submit --array=0-7"),
 ])
 def test_bad_input_is_one_line(text, env, shards, match):
     with pytest.raises(UsageError, match=match) as info:

@@ -142,3 +142,44 @@ def test_an_unreadable_old_index_is_named(tmp_path):
 def test_nothing_recorded_still_exports_a_valid_empty_index(tmp_path):
     ResultStore(tmp_path, "m").open().close()
     assert json.loads((tmp_path / "index.json").read_text())["jobs"] == []
+
+
+class J:
+    def __init__(self, i):
+        self.id = f"job{i}"
+
+
+def test_walk_gives_each_jobs_state_in_any_order_and_sees_pending_records(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    f = s.path_for("w", "job1", "image", 0, "x.png")
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"12")
+    for i in range(0, 40, 2):
+        s.record(rec(i) if i % 4 else failed(i, i % 8 == 0))
+    s.record(rec(1, files=[{"path": s.relative(f), "size": 2, "sha256": ""}]))
+    s.record(rec(3, files=[{"path": "files/w/missing.png", "size": 2, "sha256": ""}]))
+    s.flush()
+    s.record(rec(5))  # not committed yet
+    order = [J(i) for i in [*range(45), *reversed(range(45))]]
+    states = [(j.id, state) for j, state in s.walk(order, chunk=7)]
+
+    def expect(i):
+        if i in (1, 5) or (i < 40 and i % 4 == 2):
+            return "completed"
+        if i == 3:
+            return "missing"
+        if i < 40 and i % 4 == 0:
+            return "transient" if i % 8 == 0 else "failed"
+        return "new"
+
+    assert states == [(j.id, expect(int(j.id[3:]))) for j in order]
+    settled = [s.settled(j.id) for j in order]
+    assert settled == [st in ("completed", "failed", "transient") for _, st in states]
+    assert s.settled_many([j.id for j in order]) == settled
+
+
+def test_records_streams_every_record(tmp_path):
+    s = ResultStore(tmp_path, "m").open()
+    for i in range(3):
+        s.record(rec(i))
+    assert [r["id"] for r in s.records()] == ["job0", "job1", "job2"]

@@ -1,0 +1,116 @@
+"""An output folder on object storage (``s3://bucket/prefix``, ``gs://...``), through fsspec.
+
+The store keeps its sqlite index, journal and the file being downloaded on local disk (sqlite needs
+real file locks; a half-downloaded file must never be visible), and hands each finished file here
+to be put in place: streamed from the local file, never read whole into memory. Credentials come
+from the usual environment of each backend (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, instance roles,
+...): nothing here takes or stores one, and a URL is shown without any ``user:password@``.
+``fsspec`` (and ``s3fs`` for S3) is an optional extra: ``pip install 'comfykit-batch[s3]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+logger = logging.getLogger("comfykit_batch.batch.remote")
+
+CHUNK = 1 << 20
+
+
+def is_remote(output: str | os.PathLike[str]) -> bool:
+    """An fsspec URL other than a local ``file://`` one."""
+    text = os.fspath(output)
+    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text)) and not text.startswith("file://")
+
+
+def display_url(url: str) -> str:
+    """The URL as it may be shown: no ``user:password@``, no ``?query``."""
+    url = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", url)
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def local_home(url: str) -> Path:
+    """Where the local side (sqlite, journal, downloads in progress) of a remote folder lives by default."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "comfykit_batch" / "remote"
+    return base / hashlib.sha256(display_url(url).encode()).hexdigest()[:20]
+
+
+class RemoteFolder:
+    """One remote folder: put, get, size and list files by their path relative to it."""
+
+    def __init__(self, url: str) -> None:
+        if "?" in url:
+            raise UsageError(f"output {display_url(url)}: a URL with ?query is refused (credentials come from the environment)")
+        try:
+            import fsspec
+        except ImportError:
+            raise UsageError(f"output {display_url(url)}: remote outputs need fsspec (and s3fs for s3://): "
+                             "pip install 'comfykit-batch[s3]'") from None
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self.base = fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:
+            raise UsageError(f"output {display_url(url)}: {exc}") from None
+        self.base = self.base.rstrip("/")
+
+    def __str__(self) -> str:
+        return display_url(self.url)
+
+    def _full(self, rel: str) -> str:
+        return f"{self.base}/{rel}"
+
+    def put(self, local: Path, rel: str) -> None:
+        """Upload a local file (streamed by the backend: multipart for large ones)."""
+        self.fs.put_file(str(local), self._full(rel))
+
+    def get(self, rel: str, local: Path) -> bool:
+        """Download to ``local`` (via a temp name, so a cut download is never taken for the file); False if absent."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.part")
+        try:
+            self.fs.get_file(self._full(rel), str(tmp))
+        except FileNotFoundError:
+            return False
+        os.replace(tmp, local)
+        return True
+
+    def size(self, rel: str) -> int | None:
+        try:
+            info: dict[str, Any] = self.fs.info(self._full(rel))
+        except FileNotFoundError:
+            return None
+        return int(info.get("size") or 0)
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every file under ``prefix`` -> its size, in one listing (a resume checks outputs against it)."""
+        try:
+            found: dict[str, dict[str, Any]] = self.fs.find(self._full(prefix), detail=True)
+        except FileNotFoundError:
+            return {}
+        cut = len(self.base) + 1
+        return {name[cut:]: int(info.get("size") or 0) for name, info in found.items()}
+
+    def sha256(self, rel: str) -> str | None:
+        digest = hashlib.sha256()
+        try:
+            with self.fs.open(self._full(rel), "rb") as fh:
+                while block := fh.read(CHUNK):
+                    digest.update(block)
+        except FileNotFoundError:
+            return None
+        return digest.hexdigest()
+
+    def children(self, prefix: str) -> list[str]:
+        """Names of the folders directly under ``prefix`` (the shards' parts)."""
+        try:
+            entries = self.fs.ls(self._full(prefix), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
