@@ -314,8 +314,10 @@ class Workflow:
         unknown = sorted(set(params) - set(self.parameters))
         if unknown:
             known = ", ".join(sorted(self.parameters)) or "(none: the workflow has no $ markers)"
+            close = difflib.get_close_matches(unknown[0], list(self.parameters), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ParameterError(
-                f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}{hint} "
                 f"for {self.source}; known: {known}"
             )
         missing = [p for p in self.parameters.values() if p.required and p.name not in params]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..batch.manifest import SCHEMA_PATH
 from ..batch.starter import starter_manifest
 from ..errors import UsageError
 from ..sources import is_path_source, resolve_workflow
-from ..workflow import InputType, Workflow
 from .args import Parser
+from .params import server_types
 
 
 def _parser() -> Parser:
@@ -37,19 +36,6 @@ def _relative(target: str, folder: Path) -> str:
         return Path(target).resolve().as_posix()
 
 
-def _server_types(workflow: Workflow, server: str) -> Mapping[str, InputType]:
-    """What a server says each parameter accepts (as ``list-params --server`` shows it)."""
-    from ..executors.factory import create_executor
-    from ..local_comfyui import LocalComfyUI, default_home
-
-    with ExitStack() as stack:
-        url = stack.enter_context(LocalComfyUI(default_home() / "server")).url if server == "local" else server
-        executor = stack.enter_context(create_executor(url))
-        executor.check()
-        executor.prepare(workflow)
-        return executor.types_for(workflow)
-
-
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv)[1:])
     out = Path(args.output)
@@ -60,7 +46,7 @@ def main(argv: Sequence[str]) -> int:
     if args.server and not args.workflow:
         raise UsageError("--server needs a WORKFLOW whose parameters it describes")
     workflow = resolve_workflow(args.workflow) if args.workflow else None
-    types = _server_types(workflow, args.server) if workflow is not None and args.server else None
+    types = server_types(workflow, args.server) if workflow is not None and args.server else None
     source = _relative(args.workflow, out.parent) if args.workflow else "workflow.json"
     text = starter_manifest(workflow, source=source, name=args.name, schema_ref=_relative(str(SCHEMA_PATH), out.parent),
                             types=types)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
 from ..executors.factory import create_executor
 from ..local_comfyui import LocalComfyUI, default_home
 from ..sources import resolve_workflow
-from ..workflow import Workflow
+from ..workflow import InputType, Workflow
 from .args import Parser
 
 
@@ -55,13 +55,14 @@ def list_params(args: argparse.Namespace) -> int:
 
 def _rows(wf: Workflow, server: str | None) -> list[dict[str, Any]]:
     """The parameters, with the server's exact types, ranges and choices when a server is named."""
-    if not server:
-        return wf.list_params()
+    return wf.list_params(server_types(wf, server) if server else None)
+
+
+def server_types(workflow: Workflow, server: str) -> Mapping[str, InputType]:
+    """What a server (a URL, or ``local`` for the managed one) says each parameter of ``workflow`` accepts."""
     with ExitStack() as stack:
-        url = server
-        if server == "local":
-            url = stack.enter_context(LocalComfyUI(default_home() / "server")).url
-        ex = stack.enter_context(create_executor(url))
-        ex.check()
-        ex.prepare(wf)
-        return wf.list_params(ex.types_for(wf))
+        url = stack.enter_context(LocalComfyUI(default_home() / "server")).url if server == "local" else server
+        executor = stack.enter_context(create_executor(url))
+        executor.check()
+        executor.prepare(workflow)
+        return executor.types_for(workflow)

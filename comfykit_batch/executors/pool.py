@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import certifi
 import urllib3
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -56,7 +57,9 @@ class HttpPool:
     def __init__(self, headers: Mapping[str, str], maxsize: int) -> None:
         self.headers = {"User-Agent": "comfykit-batch", **headers}
         self._json_headers = {**self.headers, "Content-Type": "application/json"}
-        self._pool = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False, headers=self.headers)
+        # The same CA bundle requests uses (certifi, one of its dependencies), so https backends verify alike.
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False, headers=self.headers,
+                                         ca_certs=certifi.where())
 
     def request(self, method: str, url: str, *, timeout: tuple[float, float], json_body: Any = None,
                 fields: Mapping[str, Any] | None = None, stream: bool = False) -> Response:

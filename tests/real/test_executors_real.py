@@ -221,8 +221,10 @@ def test_partly_invalid_prompt_is_a_validation_failure_and_is_stopped(executor, 
     try:
         r = executor.execute(wf, {}, timeout=60)
         queue = requests.get(f"{base}/queue", timeout=10).json()
-    finally:
+    finally:  # leave the server idle: later tests count its history
         requests.post(f"{base}/interrupt", json={"prompt_id": blocker_id}, timeout=10)
+        while blocker_id not in requests.get(f"{base}/history/{blocker_id}", timeout=10).json():
+            tick.wait(0.02)
     assert r.status == "failed" and r.failure.kind == "validation" and not r.failure.transient
     assert "node 3 (EmptyImage) input 'width'" in r.msg and "smaller than min" in r.msg
     assert r.prompt_id not in [item[1] for item in queue["queue_pending"] + queue["queue_running"]]

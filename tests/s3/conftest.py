@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +40,12 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """``s3://<fresh bucket>``, with the AWS environment pointing at the loopback server."""
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """``s3://<fresh bucket>``, with the AWS environment pointing at the loopback server.
+
+    ``XDG_CACHE_HOME`` moves too: a remote folder's local side goes there by default.
+    """
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -54,7 +59,6 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     s3fs.S3FileSystem.clear_instance_cache()
 
 
-def environment_with(endpoint: str) -> dict[str, str]:
-    """The environment a child process needs to reach the loopback S3."""
-    return dict(os.environ, AWS_ACCESS_KEY_ID="testing-key", AWS_SECRET_ACCESS_KEY=SECRET,
-                AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
+def environment() -> dict[str, str]:
+    """The environment a child process needs (inside a test using ``bucket``: AWS variables, cache folder)."""
+    return dict(os.environ)
