@@ -44,16 +44,15 @@ def child_cli(manifest: str, *extra: str) -> None:
 
 
 def child_skip(manifest: str) -> None:
-    from comfykit_batch.batch.manifest import load_manifest
+    """The resume's skip phase alone: open the store, walk the sweep, ask the store about every job."""
+    from comfykit_batch.batch.session import prepare
     from comfykit_batch.batch.store import ResultStore
-    from comfykit_batch.batch.sweep import Sweep
-    from comfykit_batch.cli.run import load_workflows
 
     t0 = time.perf_counter()
-    m = load_manifest(manifest)
-    wfs = load_workflows(m)
+    prepared = prepare(manifest)
+    m = prepared.manifest
     store = ResultStore(m.output, m.name).open()
-    pending = sum(1 for j in Sweep(m.blocks, {k: w.fingerprint() for k, w in wfs.items()}) if not store.settled(j.id))
+    pending = sum(1 for _, state in store.walk(prepared.sweep) if state != "completed")
     emit({"pending": pending, "wall": time.perf_counter() - t0, "rss_mb": peak_rss_mb()})
 
 

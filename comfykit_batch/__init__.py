@@ -40,7 +40,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> object:
-    """The concrete executors load on first use (RunningHub's needs tenacity, the socket one websocket-client)."""
+    """The concrete executors load on first use, so importing the package pulls in no transport library."""
     from .executors import factory
 
     if name in factory.EXECUTOR_CLASSES:

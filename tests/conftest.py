@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from comfykit_batch.local_comfyui import LocalComfyUI, LocalComfyUIError
+
+# Fuzz suites: ``ci`` (the default, modest example counts) and ``long`` (``--hypothesis-profile=long``).
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
+settings.register_profile("ci", max_examples=50, **_FUZZ)
+settings.register_profile("long", max_examples=2000, **_FUZZ)
+settings.load_profile("ci")  # pytest's --hypothesis-profile is applied after conftest, so it still wins
 
 TESTS = Path(__file__).resolve().parent
 WORKFLOWS = TESTS / "workflows"

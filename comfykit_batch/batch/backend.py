@@ -45,6 +45,7 @@ class Backend:
     pause_len: float = field(default=0.0)
     down_since: float | None = None
     dropped: bool = False
+    drop_reason: str = ""
     idle_since: float | None = None
     idle_total: float = 0.0
 
@@ -82,12 +83,18 @@ class Backend:
         if self.consecutive_faults < PAUSE_AFTER:
             return
         if now - self.down_since >= self.down_limit:
-            self.dropped = True
-            logger.warning("backend %s dropped: down for %.0fs (limit %.0fs)", self.name, now - self.down_since, self.down_limit)
+            self.drop(f"down for {now - self.down_since:.0f}s (limit {self.down_limit:.0f}s)")
             return
         self.paused_until = now + self.pause_len
         logger.warning("backend %s paused for %.0fs after %d failures in a row", self.name, self.pause_len, self.consecutive_faults)
         self.pause_len = min(self.pause_len * 2, self.pause_max)
+
+    def drop(self, why: str) -> None:
+        """Take no more jobs for the rest of the run."""
+        if not self.dropped:
+            self.dropped = True
+            self.drop_reason = why
+            logger.warning("backend %s dropped: %s", self.name, why)
 
     def mark_idle(self, now: float) -> None:
         if self.in_flight == 0 and self.idle_since is None:
@@ -99,5 +106,5 @@ class Backend:
             self.idle_since = None
 
     def stats(self, wall: float) -> dict[str, Any]:
-        return {"completed": self.completed, "failed": self.failed, "dropped": self.dropped,
+        return {"completed": self.completed, "failed": self.failed, "dropped": self.dropped, "drop_reason": self.drop_reason,
                 "idle_fraction": round(self.idle_total / wall, 4) if wall > 0 else 0.0}

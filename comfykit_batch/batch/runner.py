@@ -207,7 +207,8 @@ class BatchRunner:
             state.in_flight -= 1
             delay = self._settle(out, state)
             if delay is not None:
-                entry = (self.clock() + delay, next(state.seq), out.job, out.attempt + 1, out.backend.name)
+                attempt = out.attempt if out.backend.dropped else out.attempt + 1
+                entry = (self.clock() + delay, next(state.seq), out.job, attempt, out.backend.name)
                 heapq.heappush(state.retry_heap, entry)
 
     def _dispatch_next(self, state: _RunState, pool: ThreadPoolExecutor) -> bool:
@@ -304,6 +305,10 @@ class BatchRunner:
         res, b = out.result, out.backend
         f = res.failure
         b.ended(bool(f and f.kind in BACKEND_FAULTS), self.clock())
+        if f is not None and f.kind == "auth":  # the backend refused our credentials: no job will do better there
+            b.drop(f"its credentials were refused ({f.message})")
+            if any(other.may_run(out.job) for other in self.backends) and not self.cancel.is_set():
+                return 0.0  # the job itself did nothing wrong: it runs elsewhere, not counted as an attempt
         if f is not None and f.kind == "storage":
             self._stop_for_storage(StorageError(f"{self.store.root}: {f.message}; free some space and run again to resume"))
             return None  # not recorded: the job runs again next time

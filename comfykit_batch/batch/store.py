@@ -3,15 +3,19 @@
 Each finished job is appended to ``journal.jsonl`` as one flushed line the moment it ends, so a
 crash, a kill or Ctrl-C loses nothing finished. The records live in ``index.sqlite`` (WAL), written
 in batches: a batch cut short by a kill is still in the journal, which the next open replays. A
-resume therefore reads only the rows it asks about, never the whole index: a million-job folder
-opens in milliseconds and in a few MB. ``index.json`` (one record per line) is the readable export,
-written by ``flush()``/``close()`` and by ``merge``.
+resume therefore reads only the rows it asks about, never the whole index into memory: a
+million-job folder opens in milliseconds. ``index.json`` (one record per line) is the readable
+export, written by ``flush()``/``close()`` and by ``merge``.
 
 A sharded run (``part=Shard``) keeps its own sqlite and journal in ``parts/0003-of-0064/`` so
 shards never write the same file; it skips a job completed in any part, so the shard count may
 change between runs. The unsharded store folds every part into its own index when it opens
 (that is what ``merge`` does). Every file name is made here from the job id and the output
 variable, never from a name the server sent, so nothing can land outside the folder.
+
+The folder may be remote (``s3://bucket/prefix``, see ``remote.py``): the index, journal and
+downloads in progress stay on local disk (``local``), each finished file is put in place by
+``commit_file``, and ``flush`` copies the index out.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def _print_summary(s: Summary) -> None:
     print(f"{s.name}: {state}: {s.done} completed, {s.failed} failed{earlier}"
           + (f", {s.not_run} not run" if s.not_run else "") + f" of {s.total} in {s.wall:.1f}s ({rate:.2f} jobs/s)")
     for name, b in s.backends.items():
-        dropped = " (dropped: stayed down)" if b.get("dropped") else ""
+        dropped = f" (dropped: {b.get('drop_reason') or 'stayed down'})" if b.get("dropped") else ""
         print(f"  backend {name}: {b['completed']} completed, {b['failed']} failed, idle {b['idle_fraction'] * 100:.1f}%{dropped}")
     if s.failures:
         print("  failures by reason:")

@@ -18,6 +18,7 @@ FAILURES: dict[str, Failure] = {
     "connection": Failure("connection", "connection refused", transient=True),
     "server": Failure("server", "prompt vanished (restarted?)", transient=True),
     "timeout": Failure("timeout", "timeout", transient=True),
+    "auth": Failure("auth", "HTTP 401 (authentication required)"),
     "execution": Failure("execution", "node 1 (Boom) raised ValueError: no", node_id="1", node_type="Boom",
                          exception_type="ValueError"),
 }

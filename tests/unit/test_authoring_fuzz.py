@@ -15,7 +15,7 @@ SECRET = "sk-fuzz-0123456789"
 BASE = yaml.safe_load((ROOT / "manifests" / "sweep.yaml").read_text())
 BASE["backends"][0]["api_key"] = SECRET
 BASE["backends"][0]["url"] = "http://127.0.0.1:1"
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**20), st.floats(allow_nan=False), st.text(max_size=12),
                     st.sampled_from(["${X}", "${X:-3}", "$${Y}", "${", "local", "http://u:p@h:1/?t=1", SECRET, "ws"]))

@@ -76,6 +76,15 @@ def test_every_backend_dropped_stops_the_batch_with_its_index_written(tmp_path):
     assert summary.done == 0 and len(index) + summary.not_run == 30
 
 
+def test_refused_credentials_drop_the_backend_and_its_jobs_run_elsewhere(tmp_path):
+    locked = _backend("locked", lambda p, n: "auth")
+    open_ = _backend("open", lambda p, n: "ok")
+    summary, index = _run(tmp_path, [locked, open_], n=10, retries=0)
+    assert locked.dropped and "credentials were refused" in locked.drop_reason
+    assert summary.done == 10 and summary.failed == 0 and {r["backend"] for r in index.values()} == {"open"}
+    assert len(locked.executor.calls) <= 2, "no more jobs went to a backend that refused the key"
+
+
 @pytest.mark.parametrize("attempt", [0, 1, 5, 20])
 def test_retry_delay_grows_and_is_capped(attempt):
     low, high = retry_delay(attempt, lambda: 0.0), retry_delay(attempt, lambda: 1.0)
