@@ -5,8 +5,9 @@ Peak memory is the child process's maximum RSS. The run uses 4 fake backends tha
 Resume: 1% of the records are removed from the finished index, then the same command runs again;
 the skip phase (open the store, walk the sweep, check each job's record and files) is timed on its own.
 The store alone: a million realistic records written through ``record()`` (per-job cost, then the
-``index.json`` export), then a fresh process opens the store and asks ``settled()`` of every id,
-so the index's own cost is seen apart from the sweep walk and the files' ``stat`` calls.
+``index.json`` export), then a fresh process opens the store and walks every id (``walk``, the
+resume's path, and ``settled`` one id at a time), the cost of making the ids taken out.
+Resume at 1M: a finished 1000 x 1000 sweep's skip phase (manifest, sweep walk, store, a stat per job).
 """
 
 from __future__ import annotations
@@ -131,6 +132,34 @@ def measure_store(n: int) -> dict:
             "resume_peak_rss_mb": round(r["rss_mb"], 1)}
 
 
+def child_build(manifest: str) -> None:
+    """Record every job of a manifest's sweep (realistic records naming one shared file), as a finished run would."""
+    from comfykit_batch.batch.session import prepare
+    from comfykit_batch.batch.store import ResultStore
+
+    prepared = prepare(manifest)
+    m = prepared.manifest
+    store = ResultStore(m.output, m.name).open(m.text)
+    (store.root / SHARED_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (store.root / SHARED_FILE).write_bytes(bytes(1234))
+    n = 0
+    for n, job in enumerate(prepared.sweep, 1):
+        rec = _record(n)
+        rec["id"], rec["params"] = job.id, dict(job.params)
+        store.record(rec)
+    store.close()
+    emit({"jobs": n})
+
+
+def measure_resume(side: int) -> dict:
+    """The skip phase of resuming a finished side x side sweep: manifest, sweep walk, store, one stat per job."""
+    with workdir() as tmp:
+        m = write_manifest(Path(tmp), [], {"width": list(range(1, side + 1)), "height": list(range(1, side + 1))})
+        built = run_child(["-m", "bench.scale", "--child", "build", "--manifest", str(m)], timeout=3600)
+        r = run_child(["-m", "bench.scale", "--child", "skip", "--manifest", str(m)], timeout=3600)
+    return {"jobs": built["jobs"], "pending": r["pending"], "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1)}
+
+
 def forget_last(index_db: Path, fraction: float) -> None:
     """Remove the last ``fraction`` of the records (by first-recorded order) from a store's index."""
     conn = sqlite3.connect(index_db)
@@ -173,12 +202,13 @@ def measure(run_jobs: int, dry_side: int = 1000) -> dict:
         out["resume_run"] = {"jobs": jobs, "exit": r["code"], "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1)}
     farm.finish()
     out["store_alone"] = measure_store(dry_jobs)
+    out["resume_skip_phase_1m"] = measure_resume(dry_side)
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--child", choices=["cli", "skip", "store-write", "store-resume"])
+    p.add_argument("--child", choices=["cli", "skip", "store-write", "store-resume", "build"])
     p.add_argument("--manifest")
     p.add_argument("--extra", action="append", default=[])
     p.add_argument("--jobs", type=int, default=100_000)
@@ -187,6 +217,8 @@ def main() -> None:
         return child_cli(a.manifest, *a.extra)
     if a.child == "skip":
         return child_skip(a.manifest)
+    if a.child == "build":
+        return child_build(a.manifest)
     if a.child == "store-write":
         return child_store_write(a.manifest, a.jobs)
     if a.child == "store-resume":

@@ -377,8 +377,13 @@ class ResultStore:
         self._last_commit = time.monotonic()
 
     def _checkpoint_locked(self) -> None:
-        """Everything in sqlite: the journal may be emptied."""
+        """Everything in sqlite and on disk (a checkpoint syncs the WAL): the journal may be emptied."""
         self._commit_locked()
+        if self._conn is not None:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError as exc:
+                raise OSError(f"{self.home / DB}: {exc}") from None
         if self._journal is not None:
             self._journal.truncate(0)
             self._journal.seek(0)

@@ -97,7 +97,7 @@ def chromium_path() -> str:
     return shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's Chromium driven by Playwright (never Playwright's own download); the tier fails if it cannot start."""
     try:

@@ -21,8 +21,9 @@ from tests.s3.conftest import SECRET
 
 SWEEP = {"grid": {"width": list(range(1, 21)), "height": [1, 2]}}  # 40 jobs
 WIRED = "commit_file" in inspect.getsource(runner)
+# Not run at all until wired: unwired, an s3:// output would be taken for a local folder name.
 pytestmark = pytest.mark.xfail(not WIRED, reason="the runner does not hand its files to store.commit_file yet",
-                               strict=True)
+                               run=False)
 
 
 @pytest.fixture
@@ -45,13 +46,16 @@ def _wait_for(pred, timeout=30.0):
     raise AssertionError("condition not reached in time")
 
 
-def test_batch_to_s3_killed_resumed_and_merged(tmp_path, bucket, fake, workflows, capsys):
+def test_batch_to_s3_killed_resumed_and_merged(tmp_path, bucket, fake, workflows, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever goes wrong, nothing lands in the checkout
     url = f"{bucket}/runs/t"
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json", sweep=SWEEP)
     journal = local_home(url) / "journal.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "comfykit_batch", str(m), "-q", "--output", url],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for(lambda: len(_lines(journal)) >= 6)
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: len(_lines(journal)) >= 6 or proc.poll() is not None)
+    assert not (tmp_path / "s3:").exists(), "the s3:// output was taken for a local folder"
     proc.kill()
     proc.wait()
     done_before = {json.loads(x)["id"] for x in _lines(journal) if x.strip().endswith("}")}
