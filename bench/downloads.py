@@ -18,8 +18,7 @@ from bench.farm import Farm
 def child(url: str, mode: str, count: int, out: str) -> None:
     import requests
 
-    from comfykit_batch import Workflow
-    from comfykit_batch import HttpExecutor
+    from comfykit_batch import HttpExecutor, Workflow
 
     wf = Workflow.from_file(INVERT)
     with HttpExecutor(url) as ex:

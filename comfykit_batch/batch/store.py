@@ -63,10 +63,13 @@ T = TypeVar("T")
 
 
 class PartLike(Protocol):
-    """What the store needs of a shard: which of how many."""
+    """What the store needs of a shard: which of how many (read-only, as ``Shard``'s frozen fields are)."""
 
-    index: int
-    count: int
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def count(self) -> int: ...
 
 
 def part_name(part: PartLike) -> str:

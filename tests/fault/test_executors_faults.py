@@ -77,13 +77,17 @@ def test_server_restart_loses_the_prompt(cls, fake_comfy, wf, monkeypatch):
     import comfykit_batch.executors.comfyui_base as mod
 
     monkeypatch.setattr(mod, "LOST_CHECK_INTERVAL", 0.2)
-    fake_comfy.work_seconds = 5
-    threading.Timer(0.3, fake_comfy.restart).start()
-    t0 = time.monotonic()
+    fake_comfy.work_seconds = 30
+
+    def restart_once_running() -> None:  # syncs on the server's state, not on a timer
+        _until(lambda: fake_comfy.queue_state()["queue_running"])
+        fake_comfy.restart()
+
+    threading.Thread(target=restart_once_running, daemon=True).start()
     with cls(fake_comfy.url) as ex:
-        r = ex.execute(wf, {"width": 4}, timeout=30)
+        r = ex.execute(wf, {"width": 4}, timeout=60)
     assert r.status == "failed" and r.failure.transient and r.failure.kind in ("server", "connection")
-    assert time.monotonic() - t0 < 10
+    assert r.prompt_id not in fake_comfy.history, "the restarted server never finished it: the job did not wait for it"
 
 
 @BOTH
@@ -92,7 +96,7 @@ def test_timeout_removes_queued_prompt(cls, fake_comfy, wf):
     with cls(fake_comfy.url) as ex:
         blocker = threading.Thread(target=ex.execute, args=(wf, {"width": 1}), kwargs={"timeout": 10})
         blocker.start()
-        time.sleep(0.2)
+        _until(lambda: fake_comfy.queue_state()["queue_running"])  # the first prompt holds the server
         r = ex.execute(wf, {"width": 2}, timeout=0.5)
         assert r.status == "failed" and r.failure.kind == "timeout"
         assert all(p[1] != r.prompt_id for p in fake_comfy.queue_state()["queue_pending"])
@@ -283,3 +287,11 @@ def test_types_are_kept_per_executor_not_in_the_shared_workflow(fake_comfy):
         assert [r for r in fake_comfy.requests if r == ("GET", "/object_info")] == [("GET", "/object_info")]
     finally:
         other.stop()
+
+
+def _until(condition, limit: float = 20.0) -> None:
+    """Poll the fake's state until ``condition()`` holds (``limit`` only guards against a hang)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the fake server never reached the expected state"
+        time.sleep(0.01)

@@ -6,7 +6,6 @@ import shutil
 import pytest
 
 from comfykit_batch.cli import main
-
 from tests.unit.test_authoring_readme import ROOT, fenced, section
 
 pytestmark = pytest.mark.real
