@@ -5,7 +5,9 @@ line, column, the line itself and a hint), the environment (``${VAR}``,
 ``${VAR:-default}``, ``$${`` for a literal ``${``; typed fields converted after
 substitution), the schema (the editor's schema minus its ``${...}``
 alternatives, so a value is checked as it will be used), then the parts:
-value files, backends, workflows, cross-references.
+value files, backends, workflows, cross-references. Reading the text and
+wording every message (with secrets kept out) is ``manifest_text``; value lists
+read from files are ``value_files``.
 
 Every error names the file, the key path and what was expected, in one line,
 before anything is submitted. Secrets come from environment variables and are
@@ -15,8 +17,6 @@ never echoed back: every message passes through one redaction step.
 from __future__ import annotations
 
 import copy
-import csv
-import difflib
 import json
 import os
 import re
@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import jsonschema
-import yaml
 
 from ..defaults import DEFAULTS, env_comfyui_url, executor_type
 from ..errors import ConfigError, ManifestError
 from ..sources import is_path_source
+from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values, show_url
+from .value_files import resolve_files
 
 __all__ = [
     "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "did_you_mean", "key_path", "load_manifest",
@@ -43,12 +43,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.sch
 ENV_REF = "#/definitions/env"
 #: ``$${`` (a literal ``${``), ``${NAME}`` / ``${NAME:-default}``, or a ``${`` that is neither (an error)
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
-#: keys whose values (and everything under them) are secrets
-_SECRET_KEY = re.compile(r"api_?key|cookie|token|secret|passw|(?:^|_)key$", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@'\"]*@", re.IGNORECASE)
-_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s'\"?#]*)[?#][^\s'\"]*", re.IGNORECASE)
 
-Path_ = tuple[Any, ...]
 
 
 @dataclass
@@ -132,155 +127,8 @@ def strict_schema() -> dict[str, Any]:
     return _drop_env(schema())
 
 
-def key_path(parts: Any) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def did_you_mean(name: str, choices: Any) -> str:
-    """`` (did you mean 'grid'?)`` when ``name`` looks like a typo of one of ``choices``, else ``""``."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# -- secrets and error messages -----------------------------------------------------------------
-def _is_secret_path(where: Path_) -> bool:
-    return any(isinstance(p, str) and _SECRET_KEY.search(p) for p in where)
-
-
-def _secret_values(node: Any, where: Path_ = ()) -> Iterator[str]:
-    if isinstance(node, Mapping):
-        for k, v in node.items():
-            yield from _secret_values(v, (*where, str(k)))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _secret_values(v, (*where, i))
-    elif node is not None and _is_secret_path(where) and len(str(node)) >= 3 and "${" not in str(node):
-        yield str(node)  # a ${VAR} template is not a secret; the value it is filled with is (see _fill_string)
-
-
-def show_url(value: str) -> str:
-    """A URL as it may appear in a message: no ``user:password@``, no query or fragment."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "(unparsable URL)"
-    if not parts.scheme or not parts.netloc:
-        return value
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-class _Context:
-    """The file being read, where ``${VAR}`` was filled in, and the secrets no message may contain."""
-
-    def __init__(self, file: Path, text: str) -> None:
-        self.file = file
-        self.text = text
-        self.base = file.resolve().parent
-        self.filled: dict[Path_, str] = {}  # key path -> the template written there
-        self.secrets: set[str] = set()
-
-    def redact(self, message: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            message = message.replace(secret, "***")
-        return _URL_QUERY.sub(r"\1", _URL_USERINFO.sub(r"\1", message))
-
-    def error(self, where: Path_ | str, what: str) -> ManifestError:
-        path = where if isinstance(where, str) else key_path(where)
-        return ManifestError(self.redact(f"{self.file}: {path}: {what}"))
-
-    def shown(self, where: Path_, value: Any, *, source: bool = True) -> str:
-        """A value for a message: hidden under a secret key, without credentials when a URL, named by its ${VAR}."""
-        if _is_secret_path(where):
-            return "(hidden)"
-        text = show_url(value) if isinstance(value, str) else value
-        template = self.filled.get(tuple(where)) if source else None
-        return f"{text!r} (from {template})" if template else repr(text)
-
-
-# -- step 1: YAML ---------------------------------------------------------------------------------
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key written twice (YAML would keep the last one silently)."""
-
-
-def _unique_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            first = seen.setdefault(key, key_node.start_mark.line)
-        except TypeError:  # an unhashable key: the constructor below says so
-            continue
-        if first != key_node.start_mark.line:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first written on line {first + 1})", key_node.start_mark)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def _yaml_hint(line: str, previous: str, problem: str) -> str:
-    if "duplicate key" in problem:
-        return "a key written twice: merge the two, or make one of them a separate sweep block"
-    if "\t" in line or "\t" in previous:
-        return "a tab: YAML indents with spaces only"
-    for text in (line, previous):
-        if re.match(r"^\s*(?:-\s+)?[A-Za-z_][\w.-]*:(?![\s/]|$)", text):
-            return "a missing space after ':' (write 'key: value')"
-    if re.search(r"[{\[][^}\]]*\$\{", line):
-        return 'inside { } or [ ], a ${VAR} value must be quoted: "${VAR}"'
-    if re.search(r"(?::|-)\s+[{\[]", line) or line.lstrip().startswith(("{", "[")):
-        return "a value starting with { or [ is read as a mapping or list: quote it if it is text (\"{...}\")"
-    if "mapping values are not allowed" in problem:
-        return "a value containing ': ' must be quoted"
-    if re.search(r":\s+[*&!%@`|>]", line):
-        return "a value starting with * & ! % @ ` | or > must be quoted"
-    return "check the indentation and quoting of this line and the one above"
-
-
-_SECRET_ON_LINE = re.compile(
-    r"""((?<![\w-])(?:[\w-]*(?:api_?key|cookie|token|secret|passw)[\w-]*|(?:[\w-]*_)?key)\s*:\s*)("[^"]*"|'[^']*'|[^,}\]#]*)""",
-    re.IGNORECASE)
-#: a token-like run of letters and digits (an API key's shape), hidden even when the line's key is mangled
-_TOKEN = re.compile(r"(?=[\w+=-]*\d)(?=[\w+=-]*[A-Za-z])[\w+=-]{16,}")
-
-
-def _show_yaml_line(line: str) -> str:
-    """The offending line for a message: a secret-looking key's value and anything shaped like a key are masked."""
-    line = _SECRET_ON_LINE.sub(lambda m: m[1] + "***" if m[2].strip() else m[0], line)
-    return _TOKEN.sub("***", line)
-
-
-def _read_yaml(ctx: _Context) -> Any:
-    try:
-        return yaml.load(ctx.text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = str(exc.problem or exc.context or "syntax error")
-        if mark is None:
-            raise ctx.error("(top level)", f"not valid YAML ({problem})") from None
-        lines = ctx.text.splitlines() or [""]
-        if exc.context_mark is not None and (mark.line >= len(lines) or not lines[mark.line].strip()):
-            mark = exc.context_mark  # the file ended inside a bracket: show where it opened
-        row = min(mark.line, len(lines) - 1)
-        line, previous = lines[row], (lines[row - 1] if row else "")
-        shown = _show_yaml_line(line).replace("\t", " ")
-        caret = " " * min(mark.column, len(shown)) + "^"
-        message = (f"{ctx.file}: line {row + 1}, column {mark.column + 1}: not valid YAML ({problem})\n"
-                   f"    {shown}\n    {caret}\n  hint: {_yaml_hint(line, previous, problem)}")
-        raise ManifestError(ctx.redact(message)) from None
-    except yaml.YAMLError as exc:
-        raise ctx.error("(top level)", f"not valid YAML ({exc})") from None
-
-
 # -- step 2: the environment --------------------------------------------------------------------------
-def _fill(node: Any, where: Path_, ctx: _Context) -> Any:
+def _fill(node: Any, where: Path_, ctx: Context) -> Any:
     if isinstance(node, dict):
         return {k: _fill(v, (*where, k), ctx) for k, v in node.items()}
     if isinstance(node, list):
@@ -290,7 +138,7 @@ def _fill(node: Any, where: Path_, ctx: _Context) -> Any:
     return node
 
 
-def _fill_string(text: str, where: Path_, ctx: _Context) -> str:
+def _fill_string(text: str, where: Path_, ctx: Context) -> str:
     used: list[str] = []
 
     def one(m: re.Match[str]) -> str:
@@ -304,13 +152,13 @@ def _fill_string(text: str, where: Path_, ctx: _Context) -> str:
             if m[2] is not None:
                 return m[2]
             raise ctx.error(where, f"environment variable {m[1]} is not set")
-        if _is_secret_path(where) or _SECRET_KEY.search(m[1]):
+        if is_secret_path(where) or SECRET_KEY.search(m[1]):
             ctx.secrets.add(value)
         return value
 
     out = _VAR.sub(one, text)
     if used:
-        ctx.filled[where] = text if not _is_secret_path(where) else "${" + used[0] + "}"
+        ctx.filled[where] = text if not is_secret_path(where) else "${" + used[0] + "}"
     return out
 
 
@@ -381,7 +229,7 @@ def _get(data: Any, where: Path_) -> Any:
     return data
 
 
-def _convert_filled(data: Any, ctx: _Context) -> None:
+def _convert_filled(data: Any, ctx: Context) -> None:
     """A ``${VAR}`` in a typed field (``concurrency: ${CONC:-4}``) becomes that type once filled in."""
     for where, template in ctx.filled.items():
         value = _get(data, where)
@@ -408,7 +256,7 @@ def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
 _BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
 
 
-def _describe_value(err: jsonschema.ValidationError, ctx: _Context) -> str | None:
+def _describe_value(err: jsonschema.ValidationError, ctx: Context) -> str | None:
     """What was wrong with a single value: its type, its choices, its form, its bounds."""
     where, v, got = tuple(err.absolute_path), err.validator, err.instance
     want: Any = err.validator_value  # typed loosely by jsonschema
@@ -453,11 +301,11 @@ def _describe_mapping(err: jsonschema.ValidationError) -> str | None:
     return None
 
 
-def _describe(err: jsonschema.ValidationError, ctx: _Context) -> str:
+def _describe(err: jsonschema.ValidationError, ctx: Context) -> str:
     found = _describe_value(err, ctx) or _describe_mapping(err)
     if found:
         return found
-    return "(hidden: secret value)" if _is_secret_path(tuple(err.absolute_path)) else err.message
+    return "(hidden: secret value)" if is_secret_path(tuple(err.absolute_path)) else err.message
 
 
 _PATTERNS = {
@@ -468,106 +316,11 @@ _PATTERNS = {
 }
 
 
-def _validate(data: Any, ctx: _Context) -> None:
+def _validate(data: Any, ctx: Context) -> None:
     errors = list(jsonschema.Draft7Validator(strict_schema()).iter_errors(data))
     if errors:
         best = _deepest(jsonschema.exceptions.best_match(errors))
         raise ctx.error(tuple(best.absolute_path), _describe(best, ctx))
-
-
-# -- step 4a: value lists from files ----------------------------------------------------------------
-def _is_value_file(node: Any) -> bool:
-    return isinstance(node, dict) and "from" in node and set(node) <= {"from", "column"}
-
-
-def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: _Context) -> Iterator[tuple[int, Any]]:
-    """(line number, row) of a value file: a str (.txt), a dict (.csv header + row), or any JSON value (.jsonl)."""
-    path = ctx.base / str(spec["from"])
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ctx.error(where, f"{spec['from']}: cannot read the value file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ctx.error(where, f"{spec['from']}: not UTF-8 text") from None
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        for row in reader:
-            if None in row or None in row.values():
-                raise ctx.error(where, f"{spec['from']} line {reader.line_num}: expected {len(reader.fieldnames or [])} fields "
-                                       f"({', '.join(reader.fieldnames or [])})")
-            yield reader.line_num, row
-    elif suffix in (".jsonl", ".ndjson"):
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    yield n, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ctx.error(where, f"{spec['from']} line {n}: not valid JSON ({exc.msg})") from None
-    else:
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                yield n, line.strip()
-
-
-def _file_values(spec: Mapping[str, Any], where: Path_, ctx: _Context) -> list[Any]:
-    """One value per row: the line (.txt), the column (.csv), or the JSON value or its key (.jsonl)."""
-    column, name = spec.get("column"), spec["from"]
-    out: list[Any] = []
-    for n, row in _file_rows(spec, where, ctx):
-        if isinstance(row, dict):
-            if column is None:
-                raise ctx.error(where, f"{name}: say which column holds the values (column: one of {', '.join(map(str, row))})")
-            if column not in row:
-                columns = ", ".join(map(str, row))
-                raise ctx.error(where, f"{name} line {n}: no column {column!r}{did_you_mean(column, row)}; columns: {columns}")
-            out.append(row[column])
-        elif column is not None:
-            raise ctx.error(where, f"{name} line {n}: column: applies to CSV rows and JSON objects, got {type(row).__name__}")
-        else:
-            out.append(row)
-    if not out:
-        raise ctx.error(where, f"{name}: no values (blank lines and # comments are skipped)")
-    return out
-
-
-def _file_cases(spec: Mapping[str, Any], where: Path_, ctx: _Context, *, keep_empty: bool = False) -> list[dict[str, Any]]:
-    """One mapping per row; an empty CSV cell leaves its parameter out of that case (unless ``keep_empty``)."""
-    csv_file = str(spec["from"]).lower().endswith(".csv")
-    cases: list[dict[str, Any]] = []
-    for n, row in _file_rows(spec, where, ctx):
-        if not isinstance(row, dict):
-            raise ctx.error(where, f"{spec['from']} line {n}: a case is a CSV row or a JSON object, got {type(row).__name__}")
-        cases.append({k: v for k, v in row.items() if keep_empty or v != "" or not csv_file})
-    if not cases:
-        raise ctx.error(where, f"{spec['from']}: no cases")
-    return cases
-
-
-def _resolve_files(block: dict[str, Any], where: Path_, ctx: _Context) -> dict[str, Any]:
-    """The block with every ``{from: FILE}`` replaced by the values it holds, so the sweep sees plain lists."""
-    out = dict(block)
-    params = dict(block.get("params") or {})
-    for name, value in params.items():
-        if _is_value_file(value):
-            values = _file_values(value, (*where, "params", name), ctx)
-            if len(values) != 1:
-                raise ctx.error((*where, "params", name),
-                                f"{value['from']}: a fixed value needs a file with one value, it has {len(values)}")
-            params[name] = values[0]
-    if params:
-        out["params"] = params
-    for section in ("grid", "zip"):
-        lists = block.get(section)
-        if section == "zip" and isinstance(lists, dict) and _is_value_file(lists):
-            rows = _file_cases(lists, (*where, "zip"), ctx, keep_empty=True)
-            out["zip"] = {k: [r.get(k) for r in rows] for k in rows[0]}
-        elif lists:
-            out[section] = {k: _file_values(v, (*where, section, k), ctx) if _is_value_file(v) else v for k, v in lists.items()}
-    cases = block.get("cases")
-    if isinstance(cases, dict) and _is_value_file(cases):
-        out["cases"] = _file_cases(cases, (*where, "cases"), ctx)
-    return out
 
 
 # -- step 4b: backends, workflows, sweep ---------------------------------------------------------------
@@ -579,7 +332,7 @@ def _backend_name(b: Mapping[str, Any], kind: str, i: int) -> str:
     return "local" if b.get("url") == "local" else f"comfyui{i}"
 
 
-def _one_backend(b: Mapping[str, Any], i: int, defaults: Mapping[str, Any], ctx: _Context) -> BackendSpec:
+def _one_backend(b: Mapping[str, Any], i: int, defaults: Mapping[str, Any], ctx: Context) -> BackendSpec:
     kind = b.get("type", "comfyui")
     runninghub = kind == "runninghub"
     where = ("backends", i, "executor") if "executor" in b else ("defaults", "executor")
@@ -597,7 +350,7 @@ def _one_backend(b: Mapping[str, Any], i: int, defaults: Mapping[str, Any], ctx:
     )
 
 
-def _implicit_backend(ctx: _Context) -> dict[str, Any]:
+def _implicit_backend(ctx: Context) -> dict[str, Any]:
     """No ``backends:``: ``COMFYUI_URL`` (or ``COMFYUI_BASE_URL``) when set, else the managed local server."""
     url = env_comfyui_url()
     if url is None:
@@ -608,7 +361,7 @@ def _implicit_backend(ctx: _Context) -> dict[str, Any]:
     return {"name": "local" if url == "local" else "comfyui", "url": url}
 
 
-def _backends(data: Mapping[str, Any], ctx: _Context) -> list[BackendSpec]:
+def _backends(data: Mapping[str, Any], ctx: Context) -> list[BackendSpec]:
     defaults = data.get("defaults") or {}
     out: list[BackendSpec] = []
     for i, b in enumerate(data.get("backends") or [_implicit_backend(ctx)]):
@@ -626,7 +379,7 @@ def _source(src: str, base: Path) -> str:
     return str((base / Path(src).expanduser()).resolve())
 
 
-def _workflows(data: Mapping[str, Any], backends: list[BackendSpec], ctx: _Context) -> list[WorkflowSpec]:
+def _workflows(data: Mapping[str, Any], backends: list[BackendSpec], ctx: Context) -> list[WorkflowSpec]:
     names = [b.name for b in backends]
     out: list[WorkflowSpec] = []
     for i, w in enumerate(data["workflows"]):
@@ -640,7 +393,7 @@ def _workflows(data: Mapping[str, Any], backends: list[BackendSpec], ctx: _Conte
     return out
 
 
-def _check_block(block: Mapping[str, Any], where: Path_, wnames: list[str], ctx: _Context) -> None:
+def _check_block(block: Mapping[str, Any], where: Path_, wnames: list[str], ctx: Context) -> None:
     targets = block.get("workflow")
     for t in [targets] if isinstance(targets, str) else (targets or []):
         if t not in wnames:
@@ -655,7 +408,7 @@ def _check_block(block: Mapping[str, Any], where: Path_, wnames: list[str], ctx:
             raise ctx.error((*where, "random", "params", pname, "range"), "expected [low, high] with low <= high")
 
 
-def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: _Context) -> list[dict[str, Any]]:
+def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: Context) -> list[dict[str, Any]]:
     """The sweep as a list of blocks (value files read); key paths as written (``sweep.grid`` or ``sweep[1].grid``)."""
     single = not isinstance(data["sweep"], list)
     raw = [data["sweep"]] if single else data["sweep"]
@@ -663,7 +416,7 @@ def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: _Contex
     blocks = []
     for i, b in enumerate(raw):
         where: Path_ = ("sweep",) if single else ("sweep", i)
-        blocks.append(_resolve_files(b, where, ctx))
+        blocks.append(resolve_files(b, where, ctx))
         _check_block(blocks[-1], where, wnames, ctx)
     return blocks
 
@@ -682,7 +435,7 @@ def swept_names(blocks: list[dict[str, Any]]) -> list[str]:
     return list(names)
 
 
-def _check_report(report: Mapping[str, Any], blocks: list[dict[str, Any]], ctx: _Context) -> None:
+def _check_report(report: Mapping[str, Any], blocks: list[dict[str, Any]], ctx: Context) -> None:
     """A grid axis must be a swept parameter: a typo here would only show at the end of a long run."""
     grid = report.get("grid") or {}
     names = swept_names(blocks)
@@ -694,9 +447,9 @@ def _check_report(report: Mapping[str, Any], blocks: list[dict[str, Any]], ctx: 
 
 
 # -- putting it together -----------------------------------------------------------------------------
-def _read(path: Path) -> _Context:
+def _read(path: Path) -> Context:
     try:
-        return _Context(path, path.read_text(encoding="utf-8"))
+        return Context(path, path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(f"{path}: no such manifest file") from None
     except UnicodeDecodeError:
@@ -705,15 +458,15 @@ def _read(path: Path) -> _Context:
         raise ManifestError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def parse_document(path: Path) -> tuple[dict[str, Any], _Context]:
+def parse_document(path: Path) -> tuple[dict[str, Any], Context]:
     """Steps 1 to 3: the manifest's data with ``${VAR}`` filled in and typed, checked against the schema."""
     ctx = _read(path)
-    raw = _read_yaml(ctx)
+    raw = read_yaml(ctx)
     if not isinstance(raw, dict):
         raise ctx.error("(top level)", "expected a mapping of keys (name, workflows, sweep, ...)")
-    ctx.secrets.update(_secret_values(raw))
+    ctx.secrets.update(secret_values(raw))
     data = _fill(copy.deepcopy(raw), (), ctx)
-    ctx.secrets.update(_secret_values(data))
+    ctx.secrets.update(secret_values(data))
     _convert_filled(data, ctx)
     _validate(data, ctx)
     return data, ctx

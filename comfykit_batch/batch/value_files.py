@@ -1,0 +1,108 @@
+"""Value lists read from files: ``{from: prompts.txt}``, ``{from: x.csv, column: c}``, ``{from: cases.jsonl}``.
+
+Resolved when the manifest loads, relative to the manifest's folder, so the
+sweep sees plain lists and job ids depend on the values, not on the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .manifest_text import Context, Path_, did_you_mean
+
+
+def _is_value_file(node: Any) -> bool:
+    return isinstance(node, dict) and "from" in node and set(node) <= {"from", "column"}
+
+
+def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: Context) -> Iterator[tuple[int, Any]]:
+    """(line number, row) of a value file: a str (.txt), a dict (.csv header + row), or any JSON value (.jsonl)."""
+    path = ctx.base / str(spec["from"])
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ctx.error(where, f"{spec['from']}: cannot read the value file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ctx.error(where, f"{spec['from']}: not UTF-8 text") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        for row in reader:
+            if None in row or None in row.values():
+                raise ctx.error(where, f"{spec['from']} line {reader.line_num}: expected {len(reader.fieldnames or [])} fields "
+                                       f"({', '.join(reader.fieldnames or [])})")
+            yield reader.line_num, row
+    elif suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ctx.error(where, f"{spec['from']} line {n}: not valid JSON ({exc.msg})") from None
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield n, line.strip()
+
+
+def _file_values(spec: Mapping[str, Any], where: Path_, ctx: Context) -> list[Any]:
+    """One value per row: the line (.txt), the column (.csv), or the JSON value or its key (.jsonl)."""
+    column, name = spec.get("column"), spec["from"]
+    out: list[Any] = []
+    for n, row in _file_rows(spec, where, ctx):
+        if isinstance(row, dict):
+            if column is None:
+                raise ctx.error(where, f"{name}: say which column holds the values (column: one of {', '.join(map(str, row))})")
+            if column not in row:
+                columns = ", ".join(map(str, row))
+                raise ctx.error(where, f"{name} line {n}: no column {column!r}{did_you_mean(column, row)}; columns: {columns}")
+            out.append(row[column])
+        elif column is not None:
+            raise ctx.error(where, f"{name} line {n}: column: applies to CSV rows and JSON objects, got {type(row).__name__}")
+        else:
+            out.append(row)
+    if not out:
+        raise ctx.error(where, f"{name}: no values (blank lines and # comments are skipped)")
+    return out
+
+
+def _file_cases(spec: Mapping[str, Any], where: Path_, ctx: Context, *, keep_empty: bool = False) -> list[dict[str, Any]]:
+    """One mapping per row; an empty CSV cell leaves its parameter out of that case (unless ``keep_empty``)."""
+    csv_file = str(spec["from"]).lower().endswith(".csv")
+    cases: list[dict[str, Any]] = []
+    for n, row in _file_rows(spec, where, ctx):
+        if not isinstance(row, dict):
+            raise ctx.error(where, f"{spec['from']} line {n}: a case is a CSV row or a JSON object, got {type(row).__name__}")
+        cases.append({k: v for k, v in row.items() if keep_empty or v != "" or not csv_file})
+    if not cases:
+        raise ctx.error(where, f"{spec['from']}: no cases")
+    return cases
+
+
+def resolve_files(block: dict[str, Any], where: Path_, ctx: Context) -> dict[str, Any]:
+    """The block with every ``{from: FILE}`` replaced by the values it holds, so the sweep sees plain lists."""
+    out = dict(block)
+    params = dict(block.get("params") or {})
+    for name, value in params.items():
+        if _is_value_file(value):
+            values = _file_values(value, (*where, "params", name), ctx)
+            if len(values) != 1:
+                raise ctx.error((*where, "params", name),
+                                f"{value['from']}: a fixed value needs a file with one value, it has {len(values)}")
+            params[name] = values[0]
+    if params:
+        out["params"] = params
+    for section in ("grid", "zip"):
+        lists = block.get(section)
+        if section == "zip" and isinstance(lists, dict) and _is_value_file(lists):
+            rows = _file_cases(lists, (*where, "zip"), ctx, keep_empty=True)
+            out["zip"] = {k: [r.get(k) for r in rows] for k in rows[0]}
+        elif lists:
+            out[section] = {k: _file_values(v, (*where, section, k), ctx) if _is_value_file(v) else v for k, v in lists.items()}
+    cases = block.get("cases")
+    if isinstance(cases, dict) and _is_value_file(cases):
+        out["cases"] = _file_cases(cases, (*where, "cases"), ctx)
+    return out
