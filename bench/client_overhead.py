@@ -1,40 +1,105 @@
-"""1. Client overhead per job on the real ComfyUI server: comfykit_batch vs the published comfykit.
+"""1. Client overhead on the real ComfyUI, side by side in one run, against the server-bound rate.
 
-Every client runs in its own process against the same real server, on N tiny model-free jobs
-(64x8-ish EmptyImage -> ImageInvert -> SaveImage, a few ms of server work), each job distinct so
-nothing is served from cache. Reported: jobs/s and client CPU seconds per job, and the ratios.
+Every client drives the same real server with the shipped example workflow
+(``manifests/workflows/noisy_swatch.json``), each job distinct (its own seed), so nothing is served
+from the server's cache and every client asks the server for exactly the same work:
+
+- ``raw``: the server-bound rate. A minimal client posts every prompt (client-chosen ids) as fast as
+  the server accepts them, then waits for the last; rate = jobs / (first post -> last
+  ``execution_success``). No client can beat it by much: it is what the server can do.
+- ``comfykit 0.1.12``: the published package (own venv), with 1, 2 and 4 jobs in flight; its best.
+- ``library``: ``create_executor`` (http and websocket), 2 jobs in flight (the runner's default).
+- ``cli``: ``python -m comfykit_batch MANIFEST`` (downloads and index writes included), rate from
+  the index (first job started -> last finished), CPU of the whole process, and the marginal CPU per
+  job (minus a small run's, so interpreter start-up and imports are not spread over the jobs).
+
+The server's output folder is emptied before every run (SaveImage scans it for its counter, so the
+server slows as files pile up). Runs are interleaved over rounds (order rotated); medians reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import resource
+import shutil
+import statistics
+import subprocess
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bench.common import INVERT, cpu_seconds, emit, ensure_peer_venv, run_child, save
+from bench.common import ROOT, cpu_seconds, emit, ensure_peer_venv, run_child, save, workdir
+
+SWATCH = ROOT / "manifests" / "workflows" / "noisy_swatch.json"
+#: the values every job shares; only the seed differs from job to job
+FIXED = {"color": 0xFF0000, "label": "red", "strength": 0.2, "width": 32}
+PEER_CONCURRENCY = (1, 2, 4)
+#: comfykit's HTTP executor sleeps 1 s between polls (about c jobs/s): it runs n / this many jobs, or the run takes minutes
+PEER_HTTP_FEWER = 40
+
+
+def job_params(seed: int) -> dict[str, Any]:
+    return {**FIXED, "seed": seed}
+
+
+def raw_prompt(base: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The swatch prompt with the job's values set by hand (what the clients' binding produces)."""
+    p = json.loads(json.dumps(base))
+    p["1"]["inputs"].update(width=FIXED["width"], color=FIXED["color"])
+    p["2"]["inputs"].update(seed=seed, strength=FIXED["strength"])
+    p["4"]["inputs"]["string_b"] = FIXED["label"]
+    return p
+
+
+def child_raw(url: str, n: int, offset: int) -> None:
+    """Post every prompt, then wait for the last (FIFO queue); timestamps from the server's history."""
+    import urllib3
+
+    base = json.loads(SWATCH.read_text())
+    bodies = [(str(uuid.uuid4()), json.dumps({"prompt": raw_prompt(base, offset + i), "client_id": "raw"}))
+              for i in range(n)]
+    bodies = [(pid, body[:-1] + f',"prompt_id":"{pid}"}}') for pid, body in bodies]
+    http = urllib3.PoolManager(maxsize=2)
+    cpu0, t0 = cpu_seconds(), time.time()
+    for _pid, body in bodies:
+        r = http.request("POST", f"{url}/prompt", body=body, headers={"Content-Type": "application/json"})
+        if r.status != 200:
+            raise RuntimeError(f"POST /prompt: {r.status} {r.data[:300]!r}")
+    last = bodies[-1][0]
+    while not json.loads(http.request("GET", f"{url}/history/{last}").data):
+        time.sleep(0.02)
+    cpu = cpu_seconds() - cpu0
+    ends, ok = [], 0
+    for pid, _ in bodies:
+        entry = json.loads(http.request("GET", f"{url}/history/{pid}").data)[pid]
+        ok += entry["status"]["status_str"] == "success"
+        ends += [m[1]["timestamp"] / 1000.0 for m in entry["status"]["messages"] if m[0] == "execution_success"]
+    emit({"ok": ok, "n": n, "wall": max(ends) - t0, "cpu": cpu})
 
 
 def child_ours(url: str, executor: str, n: int, offset: int, concurrency: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from comfykit_batch import Workflow
     from comfykit_batch.executors.factory import create_executor
 
-    wf = Workflow.from_file(INVERT)
+    wf = Workflow.from_file(SWATCH)
     ex = create_executor(url, executor=executor, concurrency=concurrency)
     ex.prepare(wf)
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda i: ex.execute(wf, {"width": 8 + offset + i, "height": 8}, timeout=120), range(n)))
+        results = list(pool.map(lambda i: ex.execute(wf, job_params(offset + i), timeout=120), range(n)))
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     ex.close()
-    ok = sum(r.status == "completed" for r in results)
-    emit({"ok": ok, "n": n, "wall": wall, "cpu": cpu})
+    emit({"ok": sum(r.status == "completed" for r in results), "n": n, "wall": wall, "cpu": cpu})
 
 
-def child_peer(url: str, executor: str, n: int, offset: int) -> None:
+def child_peer(url: str, executor: str, n: int, offset: int, concurrency: int) -> None:
     import logging
 
     from comfykit import ComfyKit  # the published package, from its own venv
@@ -43,60 +108,199 @@ def child_peer(url: str, executor: str, n: int, offset: int) -> None:
 
     async def main() -> list:
         kit = ComfyKit(comfyui_url=url, executor_type=executor)
-        return await asyncio.gather(*[kit.execute(str(INVERT), {"width": 8 + offset + i, "height": 8}) for i in range(n)])
+        gate = asyncio.Semaphore(concurrency)
 
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
-    results = asyncio.run(main())
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    emit({"ok": sum(r.status == "completed" for r in results), "n": n, "wall": wall, "cpu": cpu})
+        async def one(i: int) -> Any:
+            async with gate:
+                return await kit.execute(str(SWATCH), job_params(offset + i))
+
+        await one(-1)  # its first call loads the workflow and opens connections: not counted, as for ours
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        results = await asyncio.gather(*[one(i) for i in range(n)])
+        emit({"ok": sum(r.status == "completed" for r in results), "n": n, "wall": time.perf_counter() - t0,
+              "cpu": cpu_seconds() - cpu0})
+        return results
+
+    asyncio.run(main())
 
 
-def measure(n: int, smoke: bool = False) -> dict:
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = False,
+            python: tuple[str, ...] = (sys.executable,)) -> dict[str, Any]:
+    """The CLI as a user runs it, in its own process; CPU from the kernel's account of that child.
+
+    ``gallery``: the end-of-run gallery (on by default for users; off here unless asked, since its
+    thumbnails are a report, not the running of jobs). ``python`` is the interpreter command
+    (a profiler's command line ending in the interpreter, to profile).
+    """
+    import yaml  # not in the published package's venv, which imports this module too
+
+    with workdir() as tmp:
+        out = Path(tmp) / "out"
+        manifest = {
+            "name": "bench-cli", "output": str(out), "defaults": {"timeout": 120, "executor": executor},
+            "backends": [{"name": "comfy", "url": url}],
+            "workflows": [{"name": "swatch", "source": str(SWATCH)}], "report": {"gallery": gallery},
+            "sweep": [{"workflow": "swatch", "grid": {k: [v] for k, v in FIXED.items()},
+                       "seeds": {"param": "seed", "count": n, "base": offset}}],
+        }
+        path = Path(tmp) / "m.yaml"
+        path.write_text(yaml.safe_dump(manifest))
+        cpu0, t0 = children_cpu(), time.perf_counter()
+        proc = subprocess.run([*python, "-m", "comfykit_batch", str(path), "-q"], cwd=str(ROOT),
+                              capture_output=True, text=True, timeout=600)
+        wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+        if proc.returncode != 0:
+            raise RuntimeError(f"CLI exited {proc.returncode}: {proc.stderr[-2000:]}")
+        jobs = json.loads((out / "index.json").read_text())["jobs"]
+    span = max(j["finished"] for j in jobs) - min(j["started"] for j in jobs)
+    return {"ok": sum(j["status"] == "completed" for j in jobs), "n": n, "wall": span, "cpu": cpu, "process_wall": wall}
+
+
+def empty_folder(path: Path) -> None:
+    for p in path.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def plan(n: int, small: int) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
+    """(label, run(url, peer_python, offset)) for every configuration of one round."""
+
+    def child(kind: str, executor: str = "", concurrency: int = 0, jobs: int = n) -> Callable[[str, str, int], dict[str, Any]]:
+        def run(url: str, peer_py: str, offset: int) -> dict[str, Any]:
+            args = ["-m", "bench.client_overhead", "--child", kind, "--url", url, "--n", str(jobs), "--offset", str(offset),
+                    "--executor", executor, "--concurrency", str(concurrency)]
+            return run_child(args, python=peer_py if kind == "peer" else None)
+        return run
+
+    rows: list[tuple[str, Callable[[str, str, int], dict[str, Any]]]] = [("server-bound (raw client)", child("raw"))]
+    for ex in ("http", "websocket"):
+        jobs = n if ex == "websocket" else max(4, n // PEER_HTTP_FEWER)
+        rows += [(f"comfykit 0.1.12 {ex} c={c}", child("peer", ex, c, jobs)) for c in PEER_CONCURRENCY]
+        rows.append((f"library {ex} c=2", child("ours", ex, 2)))
+        rows.append((f"cli {ex}", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off)))
+    rows.append(("cli websocket + gallery", lambda url, _py, off: run_cli(url, "websocket", n, off, gallery=True)))
+    rows.append((f"cli websocket, {small} jobs", lambda url, _py, off: run_cli(url, "websocket", small, off)))
+    return rows
+
+
+def figures(r: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": r["ok"], "n": r["n"], "jobs_per_s": round(r["n"] / r["wall"], 2),
+            "cpu_ms_per_job": round(1000 * r["cpu"] / r["n"], 3), "cpu_s": round(r["cpu"], 3)}
+
+
+def run_rounds(n: int, rounds: int, small: int) -> dict[str, list[dict[str, Any]]]:
+    """Every configuration once per round, the order rotated each round; the output folder emptied before each run."""
     from comfykit_batch.local_comfyui import LocalComfyUI
 
     peer_py = ensure_peer_venv()
-    rows = {}
-    with tempfile.TemporaryDirectory() as tmp, LocalComfyUI(Path(tmp)) as server:
-        plan = [("comfykit_batch http c=2", ["ours", "http", "2"]), ("comfykit_batch websocket c=2", ["ours", "websocket", "2"]),
-                ("comfykit_batch websocket c=8", ["ours", "websocket", "8"]), ("comfykit 0.1.12 http gather", ["peer", "http"]),
-                ("comfykit 0.1.12 websocket gather", ["peer", "websocket"])]
-        for k, (label, spec) in enumerate(plan):
-            offset = 1000 + k * (n + 10)
-            args = ["-m", "bench.client_overhead", "--child", spec[0], "--url", server.url, "--executor", spec[1],
-                    "--n", str(n), "--offset", str(offset)]
-            if spec[0] == "ours":
-                args += ["--concurrency", spec[2]]
-            r = run_child(args, python=peer_py if spec[0] == "peer" else None)
-            rows[label] = {"ok": r["ok"], "n": n, "jobs_per_s": round(r["n"] / r["wall"], 2),
-                           "cpu_ms_per_job": round(1000 * r["cpu"] / r["n"], 3), "wall_s": round(r["wall"], 3)}
-    base = rows["comfykit 0.1.12 http gather"]
-    for row in rows.values():
-        row["jobs_per_s_vs_comfykit_http"] = round(row["jobs_per_s"] / base["jobs_per_s"], 2) if base["jobs_per_s"] else None
-        row["cpu_per_job_vs_comfykit_http"] = round(row["cpu_ms_per_job"] / base["cpu_ms_per_job"], 3) if base["cpu_ms_per_job"] else None
-    return {"n": n, "server": "real ComfyUI 0.3.75 (CPU)", "rows": rows}
+    configs = plan(n, small)
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
+    offset = 10_000
+    with workdir() as tmp, LocalComfyUI(Path(tmp)) as server:
+        run_child(["-m", "bench.client_overhead", "--child", "raw", "--url", server.url, "--n", "3"])  # nodes load on first use
+        for k in range(rounds):
+            shift = k * len(configs) // max(1, rounds)
+            for label, run in configs[shift:] + configs[:shift]:
+                empty_folder(server.output_dir)
+                runs[label].append(figures(run(server.url, peer_py, offset)))
+                offset += n + 10
+    return runs
+
+
+def median_row(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"ok": min(r["ok"] for r in rs), "n": rs[0]["n"], "runs": len(rs),
+            "jobs_per_s": round(statistics.median(r["jobs_per_s"] for r in rs), 2),
+            "cpu_ms_per_job": round(statistics.median(r["cpu_ms_per_job"] for r in rs), 3),
+            "cpu_s": round(statistics.median(r["cpu_s"] for r in rs), 3),
+            "all_jobs_per_s": [r["jobs_per_s"] for r in rs]}
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]], n: int, small: int) -> dict[str, Any]:
+    """Medians per configuration, then the issue's ratios: to the server-bound rate and to comfykit's best."""
+    rows = {label: median_row(rs) for label, rs in runs.items()}
+    bound = rows["server-bound (raw client)"]["jobs_per_s"]
+    small_cpu = rows.pop(f"cli websocket, {small} jobs")["cpu_s"]
+    best: dict[str, Any] = {}
+    for ex in ("http", "websocket"):
+        label = max((f"comfykit 0.1.12 {ex} c={c}" for c in PEER_CONCURRENCY), key=lambda k: rows[k]["jobs_per_s"])
+        best[ex] = {"config": label, "jobs_per_s": rows[label]["jobs_per_s"], "cpu_ms_per_job": rows[label]["cpu_ms_per_job"]}
+    for label, row in rows.items():
+        ex = "websocket" if "websocket" in label else "http"
+        row["x_server_bound"] = round(row["jobs_per_s"] / bound, 3) if bound else None
+        if not label.startswith("server"):
+            row["x_comfykit_best"] = round(row["jobs_per_s"] / best[ex]["jobs_per_s"], 3)
+            row["cpu_x_comfykit_best"] = round(row["cpu_ms_per_job"] / best[ex]["cpu_ms_per_job"], 3)
+        if label.startswith("cli"):
+            row["marginal_cpu_ms_per_job"] = round(1000 * (row["cpu_s"] - small_cpu) / (n - small), 3)
+    return {"n": n, "small": small, "server": "real ComfyUI (managed local CPU server)", "workflow": "noisy_swatch.json",
+            "server_bound_jobs_per_s": bound, "comfykit_best": best, "rows": rows, "runs": runs}
+
+
+def measure(n: int, rounds: int = 3, small: int = 20) -> dict[str, Any]:
+    small = max(1, min(small, n // 2))
+    return summarise(run_rounds(n, rounds, small), n, small)
+
+
+def report(out: dict[str, Any]) -> str:
+    lines = [f"client overhead, {out['n']} jobs of {out['workflow']} on the {out['server']}, medians of "
+             f"{next(iter(out['rows'].values()))['runs']} interleaved runs; server-bound {out['server_bound_jobs_per_s']} jobs/s",
+             f"  {'client':30} {'ok':>4} {'jobs/s':>8} {'x bound':>8} {'x ck best':>9} {'cpu ms/job':>10} {'marginal':>8}"]
+    for label, r in out["rows"].items():
+        lines.append(f"  {label:30} {r['ok']:>4} {r['jobs_per_s']:>8} {r['x_server_bound']:>8} "
+                     f"{r.get('x_comfykit_best', ''):>9} {r['cpu_ms_per_job']:>10} {r.get('marginal_cpu_ms_per_job', ''):>8}")
+    lines.append("  comfykit best: " + "; ".join(f"{ex} {b['config']} {b['jobs_per_s']} jobs/s"
+                                                for ex, b in out["comfykit_best"].items()))
+    return "\n".join(lines)
+
+
+def profile_cli(n: int, executor: str, dest: Path) -> None:
+    """The CLI profiled on the real server: ``dest`` ``*.prof`` is cProfile (main thread), else py-spy (all threads)."""
+    import pstats
+
+    from comfykit_batch.local_comfyui import LocalComfyUI
+
+    with workdir() as tmp, LocalComfyUI(Path(tmp)) as server:
+        run_child(["-m", "bench.client_overhead", "--child", "raw", "--url", server.url, "--n", "3"])
+        if dest.suffix != ".prof":  # every thread, sampled: py-spy's collapsed stacks
+            spy = ("py-spy", "record", "--gil", "--format", "raw", "-r", "400", "-o", str(dest.resolve()), "--", sys.executable)
+            r = run_cli(server.url, executor, n, 50_000, python=spy)
+            print(f"{r['ok']}/{n} jobs, {r['cpu']:.2f} s CPU (with py-spy); stacks in {dest}")
+            return
+        r = run_cli(server.url, executor, n, 50_000, python=(sys.executable, "-m", "cProfile", "-o", str(dest.resolve())))
+    print(f"{r['ok']}/{n} jobs, {r['cpu']:.2f} s CPU (profiled, so slower than without)")
+    stats = pstats.Stats(str(dest))
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--n", type=int, default=500)
-    p.add_argument("--child")
+    p.add_argument("--n", type=int, default=400)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--small", type=int, default=20, help="jobs in the CLI run whose CPU is start-up and imports")
+    p.add_argument("--child", choices=["raw", "ours", "peer"])
     p.add_argument("--url")
     p.add_argument("--executor", default="http")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--profile-cli", metavar="PSTATS", help="profile the CLI on --n jobs instead; writes PSTATS")
     a = p.parse_args()
+    if a.profile_cli:
+        return profile_cli(a.n, a.executor, Path(a.profile_cli))
+    if a.child == "raw":
+        return child_raw(a.url, a.n, a.offset)
     if a.child == "ours":
         return child_ours(a.url, a.executor, a.n, a.offset, a.concurrency)
     if a.child == "peer":
-        return child_peer(a.url, a.executor, a.n, a.offset)
-    out = measure(a.n)
+        return child_peer(a.url, a.executor, a.n, a.offset, a.concurrency)
+    out = measure(a.n, a.rounds, a.small)
     save("client_overhead", out)
-    print(f"client overhead, {out['n']} jobs on {out['server']}")
-    print(f"{'client':36} {'ok':>5} {'jobs/s':>8} {'cpu ms/job':>11} {'x jobs/s':>9} {'x cpu':>7}")
-    for label, r in out["rows"].items():
-        print(f"{label:36} {r['ok']:>5} {r['jobs_per_s']:>8} {r['cpu_ms_per_job']:>11} "
-              f"{r['jobs_per_s_vs_comfykit_http']:>9} {r['cpu_per_job_vs_comfykit_http']:>7}")
+    print(report(out))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -32,6 +32,7 @@ from ..defaults import DEFAULTS, env_comfyui_url, executor_type
 from ..errors import ConfigError, ManifestError
 from ..sources import is_path_source
 from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values, show_url
+from .remote import is_remote, local_home
 from .value_files import resolve_files
 
 __all__ = [
@@ -91,6 +92,12 @@ class Manifest:
     report: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
     sweep_is_list: bool = True  # `sweep:` written as a list of blocks (key paths sweep[i]) or one block (sweep)
+    output_url: str | None = None  # an fsspec URL (s3://...) when the results go to object storage; ``output`` mirrors it
+
+    @property
+    def destination(self) -> str | Path:
+        """Where the results go: the URL of a remote folder, else the local one."""
+        return self.output_url or self.output
 
     def block_path(self, index: int) -> str:
         """The key path of sweep block ``index`` as the manifest spells it: ``sweep[1]``, or ``sweep`` for a single block."""
@@ -472,6 +479,13 @@ def parse_document(path: Path) -> tuple[dict[str, Any], Context]:
     return data, ctx
 
 
+def _output(where: str | Path) -> dict[str, Any]:
+    """``output`` (a local folder) and ``output_url`` (an fsspec URL such as s3://, mirrored locally)."""
+    if is_remote(where):
+        return {"output": local_home(str(where)), "output_url": str(where)}
+    return {"output": Path(where)}
+
+
 def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Manifest:
     """Read and check a manifest file; raises ``ManifestError`` with file and key path (secrets redacted)."""
     data, ctx = parse_document(Path(path))
@@ -482,7 +496,7 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Mani
     defaults = data.get("defaults") or {}
     return Manifest(
         path=ctx.file, text=ctx.text, name=data["name"], workflows=workflows, backends=backends, blocks=blocks,
-        output=Path(output) if output else Path(data.get("output") or Path("output") / data["name"]),
+        **_output(output if output else data.get("output") or Path("output") / data["name"]),
         timeout=float(defaults.get("timeout", DEFAULTS.job_timeout)),
         retries=int(defaults.get("retries", DEFAULTS.retries)),
         check_nodes=bool(defaults.get("check_nodes", DEFAULTS.check_nodes)),

@@ -169,6 +169,7 @@ class BatchRunner:
         self.progress = Progress(total=0, clock=clock)
         self.storage_error: StorageError | None = None  # set when the output folder could not be written: the run stops
         self._done: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+        self._fingerprints: dict[str, tuple[Any, str]] = {}  # workflow name -> (its nodes object, their hash)
 
     def stop(self) -> None:
         """Stop dispatching; in-flight jobs interrupt their remote prompts and return."""
@@ -353,8 +354,18 @@ class BatchRunner:
         self._record(job_record(job, None, 0, result, [], 0.0, 0.0, self._fingerprint(job)))
 
     def _fingerprint(self, job: Job) -> str | None:
+        """The job's workflow hash for its record, hashed once per workflow (again only if its nodes are replaced).
+
+        Every record carries it: hashing the whole workflow per job was a measurable share of the client's CPU.
+        """
         wf = self.workflows.get(job.workflow)
-        return wf.fingerprint() if wf is not None and wf.nodes else None
+        if wf is None or not wf.nodes:
+            return None
+        memo = self._fingerprints.get(job.workflow)
+        if memo is None or memo[0] is not wf.nodes:
+            memo = (wf.nodes, wf.fingerprint())
+            self._fingerprints[job.workflow] = memo  # a race only computes the same value twice
+        return memo[1]
 
     # -- one job, in a worker thread -----------------------------------------------------------
     def _work(self, backend: Backend, job: Job, attempt: int) -> None:
@@ -396,6 +407,6 @@ class BatchRunner:
                 except BackendError as exc:
                     if not exc.transient or attempt + 1 == DOWNLOAD_ATTEMPTS or self.cancel.wait(0.2 * 2**attempt):
                         raise
-            files.append({"var": f.var, "kind": f.kind, "path": self.store.relative(saved.path), "size": saved.size,
+            files.append({"var": f.var, "kind": f.kind, "path": self.store.commit_file(saved.path), "size": saved.size,
                           "sha256": saved.sha256, "source_name": f.filename, "node": f.node_id, "type": f.type})
         return files

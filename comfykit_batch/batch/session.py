@@ -198,7 +198,7 @@ def run_manifest(
 def _open_store(m: Manifest, shard: Shard | None = None) -> ResultStore:
     """The output folder's store (a shard's part of it), keeping a copy of the manifest as used (signed URL queries removed)."""
     try:
-        return ResultStore(m.output, m.name, part=shard).open(redact_url_queries_in_text(m.text))
+        return ResultStore(m.destination, m.name, part=shard).open(redact_url_queries_in_text(m.text))
     except (ValueError, OSError) as exc:  # an unreadable index, a folder that cannot be made
         raise UsageError(f"{m.output}: {exc}") from None
 
@@ -217,6 +217,10 @@ def _write_reports(m: Manifest, summary: Summary, notice: Notice) -> None:
     from ..report.grid import make_grid
 
     report = m.report or {}
+    if m.output_url is not None:
+        if report:
+            notice(f"note: no gallery or grid for a remote output ({summary.index}); run 'comfykit-batch gallery' on a copy")
+        return
     try:
         if report.get("gallery", True):
             summary.notes.append(f"gallery: {write_gallery(m.output)}")

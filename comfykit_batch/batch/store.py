@@ -20,6 +20,7 @@ downloads in progress stay on local disk (``local``), each finished file is put 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -468,11 +469,11 @@ def export_index(conn: sqlite3.Connection | None, name: str, dest: Path) -> Path
 def prepare_root(root: Path) -> None:
     """Make sure the folder's own sqlite exists and holds what older runs left (index.json, journal).
 
-    Done under sqlite's write lock, so shards starting together import it once; the root journal is
-    emptied only after its lines are committed.
+    Done under a lock on the folder, so shards starting together create and import it once (two
+    processes creating one sqlite file in WAL mode at the same moment get "database is locked");
+    the root journal is emptied only after its lines are committed.
     """
-    conn = db.connect(root / DB)
-    try:
+    with _folder_lock(root), contextlib.closing(db.connect(root / DB)) as conn:
         with db.exclusive(conn):
             if db.get_meta(conn, "imported") is None:
                 n = _import_legacy_index(conn, root / INDEX)
@@ -482,8 +483,22 @@ def prepare_root(root: Path) -> None:
         if db.replay_journal(conn, root / JOURNAL):
             logger.info("replayed %s", root / JOURNAL)
         _truncate(root / JOURNAL)
-    finally:
-        conn.close()
+
+
+@contextlib.contextmanager
+def _folder_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock between processes on ``root/.lock`` (flock: also across nodes on NFS v4)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: one process at a time is then the user's affair
+        yield
+        return
+    with open(root / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _import_legacy_index(conn: sqlite3.Connection, index: Path) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..batch.remote import is_remote
 from ..batch.runner import Summary
 from ..batch.session import RunOptions, plan, run_manifest
 from ..batch.shard import parse_shard
@@ -60,7 +61,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _check_output(output: str | None) -> None:
-    if output is None:
+    if output is None or is_remote(output):
         return
     path = Path(output)
     if path.exists() and not path.is_dir():

@@ -80,3 +80,30 @@ def test_an_unsharded_run_sees_what_the_shards_did(tmp_path):
 def test_merge_of_a_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "nope")]) == 2
     assert "no such output folder" in capsys.readouterr().err
+
+
+def _open_part(root, i, n, go, errors):
+    go.wait()  # every shard opens at the same moment, as an array's tasks do
+    try:
+        s = ResultStore(root, "m", part=Shard(i, n)).open("name: m\n")
+        s.record(rec(100 + i))
+        s.close()
+    except Exception as exc:  # reported to the test, which names it
+        errors.put(f"shard {i}: {type(exc).__name__}: {exc}")
+
+
+def test_shards_starting_together_on_a_fresh_folder_all_open(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        root = tmp_path / f"out{attempt}"
+        go, errors = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_open_part, args=(root, i, 8, go, errors)) for i in range(8)]
+        for p in procs:
+            p.start()
+        go.set()
+        for p in procs:
+            p.join(60)
+        assert errors.empty(), errors.get()
+        assert merge_output(root).counts == {"completed": 8}
