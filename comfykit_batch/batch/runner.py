@@ -114,6 +114,15 @@ class _Outcome:
     attempt: int
     result: ExecuteResult
     record: dict[str, Any]
+    token: int = -1
+
+
+@dataclass
+class _Released:
+    """A job's prompt is done on its server (its outputs are still downloading): the slot may take the next prompt."""
+
+    token: int
+    backend: Backend
 
 
 @dataclass
@@ -168,7 +177,11 @@ class BatchRunner:
         self.cancel = threading.Event()
         self.progress = Progress(total=0, clock=clock)
         self.storage_error: StorageError | None = None  # set when the output folder could not be written: the run stops
-        self._done: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[_Outcome | _Released] = queue.SimpleQueue()
+        self._early: list[_Outcome | _Released] = []  # taken by ``_wait_done``, handled next by ``_drain``
+        self._tokens = itertools.count()
+        self._released: set[int] = set()  # jobs whose server slot was given back before their downloads ended
+        self._fetching: dict[str, int] = {}  # backend name -> such jobs still downloading (at most its concurrency)
         self._fingerprints: dict[str, tuple[Any, str]] = {}  # workflow name -> (its nodes object, their hash)
 
     def stop(self) -> None:
@@ -184,7 +197,7 @@ class BatchRunner:
         start = self.clock()
         for b in self.backends:
             b.mark_idle(start)
-        workers = sum(b.concurrency for b in self.backends)
+        workers = sum(2 * b.concurrency for b in self.backends)  # a slot's next prompt runs while the last one downloads
         with ThreadPoolExecutor(workers, thread_name_prefix="comfykit-job") as pool:
             while not state.idle:
                 self._drain(state)
@@ -202,9 +215,12 @@ class BatchRunner:
         """Take in every outcome that finished; queue the transient ones for a retry."""
         while True:
             try:
-                out = self._done.get_nowait()
+                out = self._early.pop(0) if self._early else self._done.get_nowait()
             except queue.Empty:
                 return
+            if isinstance(out, _Released):
+                self._release(out)
+                continue
             state.in_flight -= 1
             delay = self._settle(out, state)
             if delay is not None:
@@ -237,7 +253,7 @@ class BatchRunner:
         state.held = None
         backend.started(now)
         state.in_flight += 1
-        pool.submit(self._work, backend, job, attempt)
+        pool.submit(self._work, backend, job, attempt, next(self._tokens))
         self._report_due(state)
         return True
 
@@ -245,6 +261,31 @@ class BatchRunner:
         if state.retry_heap:
             return max(0.0, min(state.retry_heap[0][0] - self.clock(), 0.5))
         return 0.05 if state.in_flight else 0.2
+
+    def _release(self, msg: _Released) -> None:
+        """Free the slot of a job whose prompt finished, unless the backend already has a slot's worth downloading.
+
+        The server then gets its next prompt while this one's outputs download, instead of idling
+        for the download and the record; the cap keeps slow downloads from piling up.
+        """
+        b = msg.backend
+        if self._fetching.get(b.name, 0) >= b.concurrency:
+            return
+        self._fetching[b.name] = self._fetching.get(b.name, 0) + 1
+        self._released.add(msg.token)
+        b.ended(False, self.clock())  # the prompt ran: the server did its part
+
+    def _end(self, out: _Outcome, fault: bool) -> None:
+        """The backend's bookkeeping for a finished job (if its slot was freed already, only a fault still counts)."""
+        b = out.backend
+        if out.token not in self._released:
+            b.ended(fault, self.clock())
+            return
+        self._released.discard(out.token)
+        self._fetching[b.name] -= 1
+        if fault:  # a download lost the connection: a fault of the backend, its slot already given back
+            b.in_flight += 1
+            b.ended(True, self.clock())
 
     def _all_dropped(self) -> bool:
         return all(b.dropped for b in self.backends)
@@ -261,11 +302,12 @@ class BatchRunner:
 
     def _wait_done(self, seconds: float) -> None:
         """Sleep until a job finishes (or ``seconds`` pass), without losing its outcome."""
+        if self._early:
+            return
         try:
-            out = self._done.get(timeout=seconds)
+            self._early.append(self._done.get(timeout=seconds))  # kept in order: a job's release comes before its outcome
         except queue.Empty:
             return
-        self._done.put(out)
 
     def _report_due(self, state: _RunState) -> None:
         now = self.clock()
@@ -305,7 +347,7 @@ class BatchRunner:
         """Record an outcome; returns a retry delay when the job should run again."""
         res, b = out.result, out.backend
         f = res.failure
-        b.ended(bool(f and f.kind in BACKEND_FAULTS), self.clock())
+        self._end(out, bool(f and f.kind in BACKEND_FAULTS))
         if f is not None and f.kind == "auth":  # the backend refused our credentials: no job will do better there
             b.drop(f"its credentials were refused ({f.message})")
             if any(other.may_run(out.job) for other in self.backends) and not self.cancel.is_set():
@@ -368,13 +410,15 @@ class BatchRunner:
         return memo[1]
 
     # -- one job, in a worker thread -----------------------------------------------------------
-    def _work(self, backend: Backend, job: Job, attempt: int) -> None:
+    def _work(self, backend: Backend, job: Job, attempt: int, token: int = -1) -> None:
         started = time.time()
         files: list[dict[str, Any]] = []
         result: ExecuteResult | None = None
         try:
             result = backend.executor.execute(self.workflows[job.workflow], job.params, timeout=self.timeout, cancel=self.cancel)
             if result.ok:
+                if result.files:
+                    self._done.put(_Released(token, backend))
                 files = self._download(backend, job, result)
         except BackendError as exc:
             kept = {"prompt_id": result.prompt_id, "seeds": result.seeds} if result is not None else {}
@@ -388,7 +432,7 @@ class BatchRunner:
             logger.exception("job %s crashed", job.id)
             result = ExecuteResult.failed(Failure("client", f"{type(exc).__name__}: {exc}"))
         record = job_record(job, backend.name, attempt, result, files, started, time.time(), self._fingerprint(job))
-        self._done.put(_Outcome(job, backend, attempt, result, record))
+        self._done.put(_Outcome(job, backend, attempt, result, record, token))
 
     def _download(self, backend: Backend, job: Job, result: ExecuteResult) -> list[dict[str, Any]]:
         """Fetch every output the index keeps; a transient download failure is tried again a few times."""

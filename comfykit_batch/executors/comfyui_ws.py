@@ -61,7 +61,40 @@ def connect(url: str, header: list[str], cookie: str | None, display: str, timeo
                 else "authentication required: set api_key or cookies"
             raise AuthError(f"{display}: websocket /ws: HTTP {status} ({what})", backend=display) from None
         raise
+    if ws.sock is not None:
+        ws.sock = BufferedSocket(ws.sock)
     return ws
+
+
+class BufferedSocket:
+    """A socket whose ``recv`` serves small reads from one large read.
+
+    websocket-client reads each frame in two or three small pieces (header, length, payload),
+    and on a socket with a timeout each piece costs a poll and a recv system call. ComfyUI sends
+    about fifteen events per prompt, so this was ~90 system calls a job; through this buffer a
+    burst of events costs one. Everything else (send, timeouts, close) goes to the socket itself.
+    """
+
+    READ_SIZE = 65536
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._pos >= len(self._buf):
+            data = self._sock.recv(max(size, self.READ_SIZE))
+            if len(data) <= size:
+                return data  # EOF (b"") or a read that fits: nothing to keep
+            self._buf, self._pos = data, 0
+        end = self._pos + size
+        out = self._buf[self._pos:end]
+        self._pos = end
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class _EventHub:

@@ -44,3 +44,24 @@ def test_executors_share_one_interface_and_one_error_family():
         for method in ("prepare", "check", "types_for", "execute", "download", "close"):
             assert callable(getattr(cls, method)), f"{name}.{method}"
     assert issubclass(comfykit_batch.AuthError, comfykit_batch.BackendError)
+
+
+#: exception classes that never leave the package (each caught where it is raised), with why
+INTERNAL = {"Stop": "ends an executor's wait; caught in the executor", "TooLarge": "a download refusal mapped to BackendError"}
+
+
+def test_every_public_exception_class_of_the_package_is_a_comfykit_error():
+    import importlib
+    import pkgutil
+
+    found = []
+    for info in pkgutil.walk_packages(comfykit_batch.__path__, "comfykit_batch."):
+        if info.name.endswith("__main__"):
+            continue  # running it is the CLI
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ == info.name:
+                found.append(obj)
+                if not name.startswith("_") and name not in INTERNAL:
+                    assert issubclass(obj, comfykit_batch.ComfyKitError), f"{info.name}.{name}"
+    assert len(found) >= 12
