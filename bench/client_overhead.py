@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -130,12 +131,13 @@ def children_cpu() -> float:
 
 
 def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = False,
-            python: tuple[str, ...] = (sys.executable,)) -> dict[str, Any]:
+            python: tuple[str, ...] = (sys.executable,), code: Path = ROOT) -> dict[str, Any]:
     """The CLI as a user runs it, in its own process; CPU from the kernel's account of that child.
 
     ``gallery``: the end-of-run gallery (on by default for users; off here unless asked, since its
     thumbnails are a report, not the running of jobs). ``python`` is the interpreter command
-    (a profiler's command line ending in the interpreter, to profile).
+    (a profiler's command line ending in the interpreter, to profile). ``code`` is the folder whose
+    ``comfykit_batch`` runs (another checkout, to compare before and after a change).
     """
     import yaml  # not in the published package's venv, which imports this module too
 
@@ -151,7 +153,8 @@ def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = Fal
         path = Path(tmp) / "m.yaml"
         path.write_text(yaml.safe_dump(manifest))
         cpu0, t0 = children_cpu(), time.perf_counter()
-        proc = subprocess.run([*python, "-m", "comfykit_batch", str(path), "-q"], cwd=str(ROOT),
+        env = dict(os.environ, PYTHONPATH=str(code))
+        proc = subprocess.run([*python, "-m", "comfykit_batch", str(path), "-q"], cwd=str(code), env=env,
                               capture_output=True, text=True, timeout=600)
         wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
         if proc.returncode != 0:
@@ -166,8 +169,8 @@ def empty_folder(path: Path) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
-def plan(n: int, small: int) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
-    """(label, run(url, peer_python, offset)) for every configuration of one round."""
+def plan(n: int, small: int, compare: Path | None = None) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
+    """(label, run(url, peer_python, offset)) for every configuration of one round (``compare``: another checkout's CLI too)."""
 
     def child(kind: str, executor: str = "", concurrency: int = 0, jobs: int = n) -> Callable[[str, str, int], dict[str, Any]]:
         def run(url: str, peer_py: str, offset: int) -> dict[str, Any]:
@@ -184,6 +187,11 @@ def plan(n: int, small: int) -> list[tuple[str, Callable[[str, str, int], dict[s
         rows.append((f"cli {ex}", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off)))
     rows.append(("cli websocket + gallery", lambda url, _py, off: run_cli(url, "websocket", n, off, gallery=True)))
     rows.append((f"cli websocket, {small} jobs", lambda url, _py, off: run_cli(url, "websocket", small, off)))
+    if compare is not None:
+        for ex in ("http", "websocket"):
+            rows.append((f"cli {ex} (compared)", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off, code=compare)))
+        rows.append((f"cli websocket, {small} jobs (compared)",
+                     lambda url, _py, off: run_cli(url, "websocket", small, off, code=compare)))
     return rows
 
 
@@ -192,12 +200,12 @@ def figures(r: dict[str, Any]) -> dict[str, Any]:
             "cpu_ms_per_job": round(1000 * r["cpu"] / r["n"], 3), "cpu_s": round(r["cpu"], 3)}
 
 
-def run_rounds(n: int, rounds: int, small: int) -> dict[str, list[dict[str, Any]]]:
+def run_rounds(n: int, rounds: int, small: int, compare: Path | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every configuration once per round, the order rotated each round; the output folder emptied before each run."""
     from comfykit_batch.local_comfyui import LocalComfyUI
 
     peer_py = ensure_peer_venv()
-    configs = plan(n, small)
+    configs = plan(n, small, compare)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
     offset = 10_000
     with workdir() as tmp, LocalComfyUI(Path(tmp)) as server:
@@ -224,6 +232,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int, small: int) -> dict
     rows = {label: median_row(rs) for label, rs in runs.items()}
     bound = rows["server-bound (raw client)"]["jobs_per_s"]
     small_cpu = rows.pop(f"cli websocket, {small} jobs")["cpu_s"]
+    compared = rows.pop(f"cli websocket, {small} jobs (compared)", None)
     best: dict[str, Any] = {}
     for ex in ("http", "websocket"):
         label = max((f"comfykit 0.1.12 {ex} c={c}" for c in PEER_CONCURRENCY), key=lambda k: rows[k]["jobs_per_s"])
@@ -235,14 +244,16 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int, small: int) -> dict
             row["x_comfykit_best"] = round(row["jobs_per_s"] / best[ex]["jobs_per_s"], 3)
             row["cpu_x_comfykit_best"] = round(row["cpu_ms_per_job"] / best[ex]["cpu_ms_per_job"], 3)
         if label.startswith("cli"):
-            row["marginal_cpu_ms_per_job"] = round(1000 * (row["cpu_s"] - small_cpu) / (n - small), 3)
+            base = compared["cpu_s"] if compared is not None and "(compared)" in label else small_cpu
+            row["marginal_cpu_ms_per_job"] = round(1000 * (row["cpu_s"] - base) / (n - small), 3)
     return {"n": n, "small": small, "server": "real ComfyUI (managed local CPU server)", "workflow": "noisy_swatch.json",
             "server_bound_jobs_per_s": bound, "comfykit_best": best, "rows": rows, "runs": runs}
 
 
-def measure(n: int, rounds: int = 3, small: int = 20) -> dict[str, Any]:
+def measure(n: int, rounds: int = 3, small: int = 20, compare: Path | None = None) -> dict[str, Any]:
+    """Every configuration ``rounds`` times on one server; ``compare``: a checkout whose CLI runs beside ours."""
     small = max(1, min(small, n // 2))
-    return summarise(run_rounds(n, rounds, small), n, small)
+    return summarise(run_rounds(n, rounds, small, compare), n, small)
 
 
 def report(out: dict[str, Any]) -> str:
@@ -287,6 +298,8 @@ def main() -> None:
     p.add_argument("--executor", default="http")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--compare-with", metavar="DIR", type=Path,
+                   help="also run the CLI of another checkout (e.g. `git archive HEAD` unpacked), labelled (compared)")
     p.add_argument("--profile-cli", metavar="PSTATS", help="profile the CLI on --n jobs instead; writes PSTATS")
     a = p.parse_args()
     if a.profile_cli:
@@ -297,7 +310,7 @@ def main() -> None:
         return child_ours(a.url, a.executor, a.n, a.offset, a.concurrency)
     if a.child == "peer":
         return child_peer(a.url, a.executor, a.n, a.offset, a.concurrency)
-    out = measure(a.n, a.rounds, a.small)
+    out = measure(a.n, a.rounds, a.small, a.compare_with)
     save("client_overhead", out)
     print(report(out))
 

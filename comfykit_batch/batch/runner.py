@@ -361,8 +361,8 @@ class BatchRunner:
             self._record(out.record)
             return None
         f = f or Failure("client", res.msg or "failed")
-        if f.kind == "cancelled" and self.cancel.is_set():
-            return None  # not an outcome: the job runs again next time
+        if self.cancel.is_set() and f.transient:
+            return None  # stopped by us (cancelled, interrupted, lost on the way out): not an outcome, it runs next time
         if f.transient and out.attempt < self.retries and not self.cancel.is_set() and not self._all_dropped():
             state.progress.retried += 1
             delay = self.backoff(out.attempt)

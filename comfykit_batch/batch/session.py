@@ -32,7 +32,7 @@ from .plan import build_plan, open_existing_store
 from .records import redact_url_queries_in_text
 from .runner import BatchRunner, Progress, Summary
 from .shard import Shard
-from .store import ResultStore
+from .store import COMPLETED, FAILED, NEW, ResultStore
 from .sweep import Job, Sweep
 
 logger = logging.getLogger("comfykit_batch.session")
@@ -130,24 +130,18 @@ class _Walk:
 
 def _pending(jobs: Iterator[Job], store: ResultStore, options: RunOptions, progress: Progress, walk: _Walk) -> Iterator[Job]:
     """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run."""
-    for job in jobs:
+    for job, state in store.walk(jobs, verify=options.verify):
         walk.jobs += 1
-        status = store.status(job.id)
-        if status is None:
+        if state == NEW:
             yield job
             continue
         walk.seen_recorded += 1
-        if status == "completed" and store.is_complete(job.id, verify=options.verify):
+        if state == COMPLETED:
             progress.skipped += 1
-        elif status == "failed" and not options.retry_failed and not _transient(store, job.id):
+        elif state == FAILED and not options.retry_failed:
             progress.failed_earlier += 1
-        else:
+        else:  # MISSING files, a TRANSIENT failure, or --retry-failed
             yield job
-
-
-def _transient(store: ResultStore, job_id: str) -> bool:
-    rec = store.get(job_id) or {}
-    return bool((rec.get("error") or {}).get("transient"))
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -190,7 +184,7 @@ def run_manifest(
             store.close()
         raise
     _close(store)
-    if not summary.interrupted:
+    if not summary.interrupted and options.shard is None:  # a shard's report waits for the merge
         _write_reports(m, summary, notice)
     return summary
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -35,6 +36,9 @@ _DROPPED = "_dropped"
 _DONE_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 _REDIRECTS = frozenset({HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
                         HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT})
+#: the event types a waiting job acts on (``job_finished``, and ``progress`` when asked for)
+_WANTED = frozenset(k.encode() for k in (*_DONE_EVENTS, "executing"))
+_TYPE_HEAD = re.compile(rb'\{\s*"type"\s*:\s*"([A-Za-z_]+)"')
 #: with a live socket, /history is still read this often in case an event was lost
 SAFETY_POLL = LOST_CHECK_INTERVAL
 
@@ -195,6 +199,8 @@ class _EventHub:
                 return
             if opcode != websocket.ABNF.OPCODE_TEXT:
                 continue  # binary preview/text frames: not needed, never parsed
+            if not self._wanted(data):
+                continue
             try:
                 msg = json.loads(data)
                 kind, payload = msg.get("type"), msg.get("data") or {}
@@ -211,6 +217,17 @@ class _EventHub:
             q = self.get(pid)
             if q is not None:
                 q.put((kind, payload))
+
+    def _wanted(self, data: bytes) -> bool:
+        """Whether an event may matter, judged from its type before parsing it (most of a prompt's events do not).
+
+        ComfyUI writes ``{"type": ...`` first; anything laid out otherwise is parsed and judged in full.
+        """
+        m = _TYPE_HEAD.match(data, 0, 64) if isinstance(data, bytes) else None
+        if m is None:
+            return True
+        kind = m.group(1)
+        return kind in _WANTED or (kind == b"progress" and bool(self._progress))
 
     def close(self) -> None:
         self._closed = True

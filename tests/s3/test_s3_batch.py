@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -12,7 +11,6 @@ import time
 import pytest
 import s3fs
 
-from comfykit_batch.batch import runner
 from comfykit_batch.batch.remote import local_home
 from comfykit_batch.cli import main
 from tests.fakes.fake_comfyui import FakeComfyUI
@@ -20,10 +18,6 @@ from tests.helpers.manifests import ROOT, write_manifest
 from tests.s3.conftest import SECRET
 
 SWEEP = {"grid": {"width": list(range(1, 21)), "height": [1, 2]}}  # 40 jobs
-WIRED = "commit_file" in inspect.getsource(runner)
-# Not run at all until wired: unwired, an s3:// output would be taken for a local folder name.
-pytestmark = pytest.mark.xfail(not WIRED, reason="the runner does not hand its files to store.commit_file yet",
-                               run=False)
 
 
 @pytest.fixture

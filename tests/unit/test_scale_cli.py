@@ -1,18 +1,14 @@
 """``--shard`` and ``merge`` through the CLI against a fake server: the parts add up to one run's index."""
 
-import dataclasses
 import json
 
 import pytest
 
-from comfykit_batch.batch.session import RunOptions
 from comfykit_batch.cli import main
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import write_manifest
 
 SWEEP = {"grid": {"width": list(range(1, 11)), "height": [1, 2]}}  # 20 jobs
-WIRED = "shard" in {f.name for f in dataclasses.fields(RunOptions)}
-pytestmark = pytest.mark.xfail(not WIRED, reason="--shard is not wired into the run yet", run=False)
 
 
 @pytest.fixture
