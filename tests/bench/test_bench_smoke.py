@@ -10,10 +10,14 @@ pytestmark = pytest.mark.real
 def test_client_overhead_smoke():
     from bench.client_overhead import measure
 
-    out = measure(5)
-    assert set(out["rows"]) >= {"comfykit_batch http c=2", "comfykit_batch websocket c=2", "comfykit 0.1.12 http gather"}
-    assert out["rows"]["comfykit_batch http c=2"]["ok"] == 5 and out["rows"]["comfykit_batch websocket c=2"]["ok"] == 5
-    assert out["rows"]["comfykit 0.1.12 http gather"]["ok"] == 5, "the published package ran side by side"
+    out = measure(5, rounds=1, small=2)
+    rows = out["rows"]
+    assert rows["server-bound (raw client)"]["ok"] == 5 and out["server_bound_jobs_per_s"] > 0
+    for label in ("library http c=2", "library websocket c=2", "cli http", "cli websocket", "cli websocket + gallery"):
+        assert rows[label]["ok"] == 5, label
+    assert rows["comfykit 0.1.12 websocket c=4"]["ok"] == 5, "the published package ran side by side"
+    assert rows["comfykit 0.1.12 http c=1"]["ok"] == rows["comfykit 0.1.12 http c=1"]["n"] >= 4
+    assert "marginal_cpu_ms_per_job" in rows["cli websocket"] and "x_comfykit_best" in rows["library websocket c=2"]
 
 
 def test_utilisation_smoke():
@@ -49,5 +53,8 @@ def test_downloads_smoke():
 def test_table_renders():
     from bench.run_all import table
 
-    assert "Client overhead" in table({"client_overhead": {"n": 1, "rows": {"x": {
-        "jobs_per_s": 1, "cpu_ms_per_job": 1, "jobs_per_s_vs_comfykit_http": 1, "cpu_per_job_vs_comfykit_http": 1}}}})
+    row = {"jobs_per_s": 1, "x_server_bound": 1, "x_comfykit_best": 1, "cpu_ms_per_job": 1}
+    co = {"n": 1, "workflow": "w", "server_bound_jobs_per_s": 1, "comfykit_best": {"http": {"config": "c", "jobs_per_s": 1}},
+          "rows": {"library http c=2": row, "cli http": {**row, "marginal_cpu_ms_per_job": 1}}}
+    text = table({"client_overhead": co})
+    assert "server-bound 1 jobs/s" in text and "cli http" in text

@@ -92,6 +92,16 @@ def test_a_yaml_boolean_for_a_string_says_quote_it(tmp_path, fake, workflows, ca
     assert "sweep.params.prefix" in line and "quote it" in line
 
 
+def test_each_phase_says_one_line_at_the_default_verbosity(tmp_path, fake, workflows, capsys):
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
+                       sweep={"grid": {"width": [1, 2]}})
+    assert main([str(m)]) == 0
+    err = capsys.readouterr().err
+    assert "checking nodes of 1 workflow(s) on 1 backend(s)" in err
+    assert main([str(m), "-q", "--output", str(tmp_path / "second")]) == 0 and len(fake.submitted) == 4
+    assert "checking nodes" not in capsys.readouterr().err, "-q keeps it quiet"
+
+
 def test_no_backends_uses_comfyui_url_before_the_managed_server(tmp_path, fake, workflows, monkeypatch):
     m = write_manifest(tmp_path, [], workflow=workflows / "invert.json", sweep={"grid": {"width": [1, 2]}})
     m.write_text(m.read_text().replace("backends: []\n", ""))

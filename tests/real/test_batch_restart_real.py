@@ -51,7 +51,9 @@ def _kill(server: LocalComfyUI) -> None:
 def test_server_killed_and_restarted_mid_batch(tmp_path, workflows, executor):
     port = free_port()
     base = tmp_path / "server"
-    first = LocalComfyUI(base, port=port, custom_nodes=[TEST_NODES]).start()
+    notices: list[str] = []
+    first = LocalComfyUI(base, port=port, custom_nodes=[TEST_NODES], on_notice=notices.append).start()
+    assert notices[-1] == f"starting the managed local CPU ComfyUI on {first.url}"  # the line the CLI prints
     labels = [f"{executor}-{i}" for i in range(JOBS)]
     m = write_manifest(tmp_path, [{"name": "real", "url": first.url, "executor": executor}],
                        workflow=workflows / "slow.json",
