@@ -81,3 +81,58 @@ def test_run_of_a_mutated_sweep(server, tmp_path_factory, capsys, monkeypatch, p
     assert os.getcwd() == cwd
     outside = {f for f in _files(tmp) - before if not f.startswith("out")}
     assert not outside, f"written outside the output folder: {sorted(outside)}"
+
+
+def _from_schema(node: dict, root: dict, depth: int = 0) -> st.SearchStrategy:
+    """Values a JSON schema node allows (the common keywords; enough to build whole manifests)."""
+    if "$ref" in node:
+        return _from_schema(root["definitions"][node["$ref"].rsplit("/", 1)[-1]], root, depth + 1)
+    if "const" in node:
+        return st.just(node["const"])
+    if "enum" in node:
+        return st.sampled_from(node["enum"])
+    for key in ("oneOf", "anyOf"):
+        if key in node:
+            return st.one_of([_from_schema(option, root, depth + 1) for option in node[key]])
+    kind = node.get("type")
+    if isinstance(kind, list):
+        return st.one_of([_from_schema({**node, "type": k}, root, depth) for k in kind])
+    if kind == "object" or "properties" in node:
+        props = node.get("properties") or {}
+        required = [k for k in node.get("required", []) if k in props]
+        optional = [k for k in props if k not in required] if depth < 4 else []
+        return st.fixed_dictionaries({k: _from_schema(props[k], root, depth + 1) for k in required},
+                                     optional={k: _from_schema(props[k], root, depth + 1) for k in optional})
+    if kind == "array":
+        items = node.get("items") or {}
+        return st.lists(_from_schema(items, root, depth + 1), min_size=node.get("minItems", 0), max_size=3)
+    if kind == "integer":
+        return st.integers(node.get("minimum", -5), 10**6)
+    if kind == "number":
+        return st.floats(node.get("minimum", -5), 10**6, allow_nan=False)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "string":
+        return st.sampled_from([str(e) for e in node.get("examples", [])] or ["x"]) | st.text(max_size=10)
+    return values
+
+
+def _schema_documents() -> st.SearchStrategy:
+    from comfykit_batch.batch.manifest import strict_schema
+
+    root = strict_schema()
+    return _from_schema(root, root)
+
+
+@FUZZ
+@given(doc=_schema_documents(), path_value=st.tuples(st.integers(0, 50), values))
+def test_dry_run_of_documents_built_from_the_schema(server, tmp_path_factory, capsys, doc, path_value):
+    """Documents the schema allows (then one random mutation): loaded and planned, or refused in one line."""
+    tmp = tmp_path_factory.mktemp("schema")
+    where = [p for p in paths(doc) if p]
+    if where:
+        doc = mutate(doc, where[path_value[0] % len(where)], path_value[1], "replace")
+    m = _document(server, doc, tmp)
+    before = _files(tmp)
+    _check(capsys, main([str(m), "--dry-run", "-q"]), (0, 2))
+    assert _files(tmp) == before, "a dry run writes nothing"
