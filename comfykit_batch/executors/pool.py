@@ -60,22 +60,39 @@ class HttpPool:
         # The same CA bundle requests uses (certifi, one of its dependencies), so https backends verify alike.
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False, headers=self.headers,
                                          ca_certs=certifi.where())
+        self._origins: dict[str, urllib3.HTTPConnectionPool] = {}
 
     def request(self, method: str, url: str, *, timeout: tuple[float, float], json_body: Any = None,
                 fields: Mapping[str, Any] | None = None, stream: bool = False) -> Response:
         """One request; ``stream`` leaves the body to ``iter_content`` (then ``close`` the response)."""
-        kw: dict[str, Any] = {}
+        pool, path = self._pool_for(url)
+        kw: dict[str, Any] = {"headers": self.headers}
         if json_body is not None:
             kw["body"] = json.dumps(json_body, separators=(",", ":")).encode()
             kw["headers"] = self._json_headers
         elif fields is not None:
             kw["fields"] = dict(fields)
             kw["encode_multipart"] = True
-        raw = self._pool.request(
-            method, url, redirect=False, retries=False, preload_content=not stream,
+        raw = pool.request(
+            method, path, redirect=False, retries=False, preload_content=not stream,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]), **kw,
         )
         return Response(raw)
 
+    def _pool_for(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """The connection pool of the URL's origin (looked up once per origin) and the path to ask it for.
+
+        Going to the origin's pool directly skips what ``PoolManager`` redoes per request (parsing the
+        whole URL, building and normalising a pool key).
+        """
+        cut = url.find("/", url.find("//") + 2)
+        origin, path = (url, "/") if cut < 0 else (url[:cut], url[cut:])
+        pool = self._origins.get(origin)
+        if pool is None:
+            pool = self._pool.connection_from_url(origin)
+            self._origins[origin] = pool
+        return pool, path
+
     def close(self) -> None:
+        self._origins.clear()
         self._pool.clear()

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from comfykit_batch.batch import index_db
 from comfykit_batch.cli import main
 from comfykit_batch.files import sha256_file
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import ROOT, write_manifest
+from tests.helpers.outputs import records
 
 KILL_POINTS = int(os.environ.get("COMFYKIT_KILL_POINTS", "50"))
 KILL_SEED = int(os.environ.get("COMFYKIT_KILL_SEED", "20261125"))
@@ -44,30 +44,7 @@ def _spawn(manifest: Path, *extra: str, fsize: int | None = None) -> subprocess.
 
 def _finished_ids(out: Path) -> dict[str, str]:
     """Job id -> status, from everything a resuming run reads: the sqlite index, the journal, index.json."""
-    return {r["id"]: r["status"] for r in _records(out)}
-
-
-def _records(out: Path) -> list[dict]:
-    found: dict[str, dict] = {}
-    index = out / "index.json"
-    if index.exists():
-        for rec in json.loads(index.read_text())["jobs"]:
-            found[rec["id"]] = rec
-    conn = index_db.connect_ro(out / "index.sqlite") if (out / "index.sqlite").exists() else None
-    if conn is not None:
-        for line in index_db.lines(conn):
-            rec = json.loads(line)
-            found[rec["id"]] = rec
-        conn.close()
-    journal = out / "journal.jsonl"
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by the kill
-            found[rec["id"]] = rec
-    return list(found.values())
+    return {r["id"]: r["status"] for r in records(out)}
 
 
 def _size_of(prompt: dict) -> tuple[int, int]:
@@ -114,13 +91,22 @@ def test_sigkill_at_many_seeded_points_loses_and_redoes_nothing(tmp_path, fake, 
         proc.wait()
         completed_before = {i for i, s in before.items() if s == "completed"}
         resubmitted = [_size_of(p) for p in fake.submitted[submitted_before:]]
-        done_sizes = {(r["params"]["width"], r["params"]["height"]) for r in _records(out) if r["id"] in completed_before}
+        done_sizes = {(r["params"]["width"], r["params"]["height"]) for r in records(out) if r["id"] in completed_before}
         assert not [s for s in resubmitted if s in done_sizes], f"kill point {point} (seed {KILL_SEED}): a completed job ran again"
     assert kills == KILL_POINTS, f"only {kills} of {KILL_POINTS} runs were killed mid-batch"
     assert main([str(m), "-q"]) == 0
     jobs = _check_index_files(out)
     assert len(jobs) == 240 and all(j["status"] == "completed" for j in jobs)
     assert len({_size_of(p) for p in fake.submitted}) == 240
+
+
+def _stopped_in_one_line(proc: subprocess.Popen[str], out: Path) -> None:
+    """The run stopped with exit 1 and one error line, and left no partial file behind."""
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
+    _no_partial_files(out)
 
 
 def _no_partial_files(out: Path) -> None:
@@ -135,11 +121,7 @@ def test_disk_full_while_writing_an_output_stops_in_one_line_and_resumes(tmp_pat
     assert main([str(m), "-q", "--limit", "5"]) == 0
     fake.output_size = 256 * 1024  # every output is now larger than the file-size limit below
     proc = _spawn(m, fsize=128 * 1024)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
-    _no_partial_files(out)
+    _stopped_in_one_line(proc, out)
     assert len(_check_index_files(out)) == 5, "the index still parses and holds the jobs finished before"
     assert main([str(m), "-q"]) == 0  # space freed: the re-run finishes the batch
     jobs = _check_index_files(out)
@@ -151,11 +133,7 @@ def test_disk_full_while_writing_the_index_keeps_every_finished_job(tmp_path, fa
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json", sweep=sweep)
     out = tmp_path / "out"
     proc = _spawn(m, fsize=24 * 1024)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in err, err
-    _no_partial_files(out)
+    _stopped_in_one_line(proc, out)
     if (out / "index.json").exists():
         json.loads((out / "index.json").read_text())  # never half-written
     kept = {i for i, s in _finished_ids(out).items() if s == "completed"}

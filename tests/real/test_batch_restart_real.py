@@ -14,6 +14,7 @@ import pytest
 from comfykit_batch.local_comfyui import LocalComfyUI, free_port
 from tests.conftest import TEST_NODES
 from tests.helpers.manifests import ROOT, write_manifest
+from tests.helpers.outputs import records
 
 pytestmark = pytest.mark.real
 
@@ -21,17 +22,7 @@ JOBS = 16
 
 
 def _completed(out) -> set[str]:
-    found = set()
-    journal = out / "journal.jsonl"
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec["status"] == "completed":
-                found.add(rec["params"]["label"])
-    return found
+    return {r["params"]["label"] for r in records(out) if r["status"] == "completed"}
 
 
 def _history_labels(server: LocalComfyUI) -> list[str]:
