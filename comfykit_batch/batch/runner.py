@@ -193,6 +193,7 @@ class BatchRunner:
         """Run every job of ``jobs`` (already filtered to what needs running); ``progress`` may carry earlier counts."""
         self.progress = progress or Progress(total=total, clock=self.clock)
         self.progress.total = total
+        self.progress.started = self.clock()  # the rate counts from the first dispatch, not from server start-up
         state = _RunState(iter(jobs), self.progress)
         start = self.clock()
         for b in self.backends:

@@ -212,7 +212,7 @@ class ResultStore:
 
     def iter_ids(self) -> Iterator[str]:
         """Every recorded id of this store's own index, streamed in first-recorded order."""
-        return db.ids(self._reader())
+        return self._streamed(db.ids)
 
     def _reader(self) -> sqlite3.Connection | None:
         """A connection of its own for a long walk, so record() is never blocked behind it."""
@@ -245,7 +245,16 @@ class ResultStore:
 
     def failed_ids(self, transient: bool | None = None) -> Iterator[str]:
         """Ids of failed jobs; ``transient`` selects by the failure's ``error.transient`` (None: all)."""
-        return db.failed_ids(self._reader(), transient)
+        return self._streamed(db.failed_ids, transient)
+
+    def _streamed(self, query: Callable[..., Iterator[str]], *args: Any) -> Iterator[str]:
+        """A query's rows from a reader of its own, closed once read (an open reader keeps sqlite's WAL files)."""
+        conn = self._reader()
+        try:
+            yield from query(conn, *args)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def is_complete(self, job_id: str, *, verify: bool = False) -> bool:
         """Completed earlier and its files are still there (same size; same hash with ``verify``)."""
@@ -307,15 +316,20 @@ class ResultStore:
         job) instead of a lookup at a random place of the id index (a few us). The rest are
         looked up by id, here and in the other parts.
         """
-        ahead = _ReadAhead(self._reader())
-        it = iter(jobs)
-        while batch := list(itertools.islice(it, chunk)):
-            ids = [j.id for j in batch]
-            rows = ahead.take(ids)
-            missing = [i for i in ids if i not in rows or rows[i][0] != "completed"]
-            if missing:
-                rows.update(self._rows(missing))
-            yield from zip(batch, (self._state(rows.get(i), verify) for i in ids), strict=True)
+        reader = self._reader()
+        try:
+            ahead = _ReadAhead(reader)
+            it = iter(jobs)
+            while batch := list(itertools.islice(it, chunk)):
+                ids = [j.id for j in batch]
+                rows = ahead.take(ids)
+                missing = [i for i in ids if i not in rows or rows[i][0] != "completed"]
+                if missing:
+                    rows.update(self._rows(missing))
+                yield from zip(batch, (self._state(rows.get(i), verify) for i in ids), strict=True)
+        finally:
+            if reader is not None:
+                reader.close()  # at once: an open reader keeps sqlite's WAL files beside the index
 
     def _state(self, row: tuple[str, int | None, str] | None, verify: bool) -> str:
         if row is None:
@@ -327,7 +341,13 @@ class ResultStore:
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of this store's own index, streamed in first-recorded order (never all in memory)."""
         conn = self._reader()
-        return (json.loads(line) for line in (db.lines(conn) if conn is not None else ()))
+        if conn is None:
+            return
+        try:
+            for line in db.lines(conn):
+                yield json.loads(line)
+        finally:
+            conn.close()
 
     def _rows(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
         with self._lock:
