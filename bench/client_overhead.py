@@ -130,7 +130,7 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = False,
+def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = False, concurrency: int = 2,
             python: tuple[str, ...] = (sys.executable,), code: Path = ROOT) -> dict[str, Any]:
     """The CLI as a user runs it, in its own process; CPU from the kernel's account of that child.
 
@@ -145,7 +145,7 @@ def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = Fal
         out = Path(tmp) / "out"
         manifest = {
             "name": "bench-cli", "output": str(out), "defaults": {"timeout": 120, "executor": executor},
-            "backends": [{"name": "comfy", "url": url}],
+            "backends": [{"name": "comfy", "url": url, "concurrency": concurrency}],
             "workflows": [{"name": "swatch", "source": str(SWATCH)}], "report": {"gallery": gallery},
             "sweep": [{"workflow": "swatch", "grid": {k: [v] for k, v in FIXED.items()},
                        "seeds": {"param": "seed", "count": n, "base": offset}}],

@@ -65,40 +65,81 @@ def connect(url: str, header: list[str], cookie: str | None, display: str, timeo
                 else "authentication required: set api_key or cookies"
             raise AuthError(f"{display}: websocket /ws: HTTP {status} ({what})", backend=display) from None
         raise
-    if ws.sock is not None:
-        ws.sock = BufferedSocket(ws.sock)
     return ws
 
 
-class BufferedSocket:
-    """A socket whose ``recv`` serves small reads from one large read.
+class FrameReader:
+    """Reads whole messages from the server's side of a WebSocket, out of one buffer.
 
-    websocket-client reads each frame in two or three small pieces (header, length, payload),
-    and on a socket with a timeout each piece costs a poll and a recv system call. ComfyUI sends
-    about fifteen events per prompt, so this was ~90 system calls a job; through this buffer a
-    burst of events costs one. Everything else (send, timeouts, close) goes to the socket itself.
+    websocket-client parses a frame in pure Python from two or three small reads (header,
+    length, payload), each a poll and a recv on a socket with a timeout; ComfyUI sends about
+    fifteen events per prompt, which made this reader a fifth of the client's CPU per job. Here a
+    burst of events is one recv and each frame a few slices. A timeout leaves a partial frame in
+    the buffer (nothing is lost); pings are answered; a close frame is returned to the caller.
     """
 
     READ_SIZE = 65536
 
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self._ws = ws
+        self._sock: Any = ws.sock  # None only if closed meanwhile: recv then fails in ``_read``, as a dropped socket
+        self._buf = bytearray()
+        self._parts: list[bytes] = []  # a fragmented message so far
+        self._opcode = 0
 
-    def recv(self, size: int) -> bytes:
-        if self._pos >= len(self._buf):
-            data = self._sock.recv(max(size, self.READ_SIZE))
-            if len(data) <= size:
-                return data  # EOF (b"") or a read that fits: nothing to keep
-            self._buf, self._pos = data, 0
-        end = self._pos + size
-        out = self._buf[self._pos:end]
-        self._pos = end
-        return out
+    def recv_data(self) -> tuple[int, bytes]:
+        """The next message as (opcode, payload), as ``WebSocket.recv_data`` returns it, with its timeout exception."""
+        try:
+            return self.next()
+        except TimeoutError:
+            raise websocket.WebSocketTimeoutException("no event within the socket's timeout") from None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+    def next(self) -> tuple[int, bytes]:
+        """The next message as (opcode, payload); raises ``TimeoutError``, or ``ConnectionError`` at EOF."""
+        while True:
+            frame = self._take()
+            if frame is None:
+                data = self._sock.recv(self.READ_SIZE)
+                if not data:
+                    raise ConnectionError("websocket closed by the server")
+                self._buf += data
+                continue
+            fin, opcode, payload = frame
+            if opcode == websocket.ABNF.OPCODE_PING:
+                self._ws.pong(payload)
+            elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                return opcode, payload
+            elif opcode != websocket.ABNF.OPCODE_PONG:
+                if opcode != websocket.ABNF.OPCODE_CONT:
+                    self._parts, self._opcode = [], opcode
+                self._parts.append(payload)
+                if fin:
+                    message, self._parts = b"".join(self._parts), []
+                    return self._opcode, message
+
+    def _take(self) -> tuple[bool, int, bytes] | None:
+        """One whole frame off the buffer (fin, opcode, payload), or None until more bytes arrive."""
+        buf = self._buf
+        if len(buf) < 2:
+            return None
+        length, pos = buf[1] & 0x7F, 2
+        if length >= 126:
+            pos = 4 if length == 126 else 10
+            if len(buf) < pos:
+                return None
+            length = int.from_bytes(buf[2:pos], "big")
+        mask = None
+        if buf[1] & 0x80:  # servers do not mask; accepted anyway
+            mask, pos = bytes(buf[pos:pos + 4]), pos + 4
+        end = pos + length
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[pos:end])
+        if mask:
+            payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        fin, opcode = bool(buf[0] & 0x80), buf[0] & 0x0F
+        del buf[:end]
+        return fin, opcode, payload
 
 
 class _EventHub:
@@ -167,7 +208,7 @@ class _EventHub:
             self._ws = ws
             self.connected.set()
             try:
-                self._read(ws)
+                self._read(FrameReader(ws))
             finally:
                 self.connected.clear()
                 self._ws = None
@@ -183,7 +224,7 @@ class _EventHub:
     def open(self, timeout: float) -> websocket.WebSocket:
         return connect(self.url, self.header, self.cookie, self.display, timeout)
 
-    def _read(self, ws: websocket.WebSocket) -> None:
+    def _read(self, ws: websocket.WebSocket | FrameReader) -> None:
         while not self._closed:
             try:
                 opcode, data = ws.recv_data()

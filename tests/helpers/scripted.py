@@ -29,8 +29,10 @@ Script = Callable[[Mapping[str, Any], int], str]
 class ScriptedExecutor(Executor):
     """Each ``execute`` asks ``script(params, n)`` (n: how often these params ran here before) for "ok" or a failure name."""
 
-    def __init__(self, name: str, script: Script, *, concurrency: int = 2, reachable: bool = True) -> None:
+    def __init__(self, name: str, script: Script, *, concurrency: int = 2, reachable: bool = True,
+                 on_download: Callable[[], None] | None = None) -> None:
         self.name = name
+        self.on_download = on_download
         self.script = script
         self.concurrency = concurrency
         self.reachable = reachable
@@ -56,4 +58,6 @@ class ScriptedExecutor(Executor):
         return result
 
     def download(self, file: OutputFile, dest: Path) -> Saved:
+        if self.on_download is not None:
+            self.on_download()
         return save_stream([file.url.encode()], dest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -83,6 +84,33 @@ def test_refused_credentials_drop_the_backend_and_its_jobs_run_elsewhere(tmp_pat
     assert locked.dropped and "credentials were refused" in locked.drop_reason
     assert summary.done == 10 and summary.failed == 0 and {r["backend"] for r in index.values()} == {"open"}
     assert len(locked.executor.calls) <= 2, "no more jobs went to a backend that refused the key"
+
+
+def test_the_next_prompt_is_sent_while_the_last_one_downloads(tmp_path):
+    second_started = threading.Event()
+    downloading = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def script(params, n):
+        if params["v"] == 1:
+            second_started.set()
+        return "ok"
+
+    def download():
+        with lock:
+            downloading["now"] += 1
+            downloading["most"] = max(downloading["most"], downloading["now"])
+        try:
+            if not second_started.is_set():
+                assert second_started.wait(10), "the server idled while the first job's outputs downloaded"
+        finally:
+            with lock:
+                downloading["now"] -= 1
+
+    b = Backend("a", ScriptedExecutor("a", script, on_download=download), 1)
+    summary, index = _run(tmp_path, [b], n=4)
+    assert summary.done == 4 and all(r["status"] == "completed" for r in index.values())
+    assert downloading["most"] <= 2, "at most one released job downloads beside the one in its slot"
 
 
 @pytest.mark.parametrize("attempt", [0, 1, 5, 20])
