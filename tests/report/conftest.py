@@ -92,9 +92,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def chromium_path() -> str:
+    """Debian's Chromium, installed from Debian's packages on first use if the machine lacks it."""
+    import os
     import shutil
+    import subprocess
 
-    return shutil.which("chromium") or "/usr/bin/chromium"
+    found = shutil.which("chromium")
+    if found is None:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+            subprocess.run(cmd, env=env, capture_output=True, timeout=900, check=False)
+        found = shutil.which("chromium")
+    return found or "/usr/bin/chromium"  # missing still: the browser fixture fails loudly
 
 
 @pytest.fixture(scope="package")
