@@ -97,7 +97,8 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
 
 
 # -- choosing the jobs of this run ---------------------------------------------------------------
-def _wanted(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], int]:
+def _wanted(prepared: Prepared, options: RunOptions,
+            on_count: Callable[[int, int], None] | None = None) -> tuple[Iterator[Job], int]:
     """The sweep's jobs this run is about (``--only``, ``--limit``) and how many there are."""
     sweep = prepared.sweep
     if options.only:
@@ -110,7 +111,7 @@ def _wanted(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], int
         jobs: Iterator[Job] = iter(found)
         total = len(found)
     else:
-        jobs, total = iter(sweep), sweep.count()
+        jobs, total = iter(sweep), sweep.count(on_count)
     if options.shard is not None:
         shard = options.shard
         jobs = (j for j in jobs if shard.contains(j.id))
@@ -310,11 +311,13 @@ class Plan:
 
 
 def plan(manifest: Manifest | str | Path, options: RunOptions | None = None, *, output: str | Path | None = None,
-         show: int = 10, on_notice: Notice | None = None) -> Plan:
+         show: int = 10, on_notice: Notice | None = None, on_count: Callable[[int, int], None] | None = None) -> Plan:
     """Check the manifest, its workflows and every swept value, and describe the run.
 
     Values are checked against the types of every backend that answers (the managed local
     server is not started for a dry run); against the workflows' own types otherwise.
+    ``on_count(done, total)`` reports a count that has to walk the sweep (exclude rules that
+    couple too many axes to count arithmetically; ``total`` is 0 when unknown).
     """
     options = options or RunOptions()
     notice = on_notice or _notice_nowhere
@@ -326,9 +329,9 @@ def plan(manifest: Manifest | str | Path, options: RunOptions | None = None, *, 
             for wf_name, wf in prepared.workflows.items():
                 _prepare_on(m, Backend(name, ex, 1), wf, wf_name)
         check_sweep_values(m, prepared.workflows, reachable)
-    jobs, total = _wanted(prepared, options)
+    jobs, total = _wanted(prepared, options, on_count)
     first = list(itertools.islice(jobs, show))
-    lines = _plan_lines(prepared, options, total, first)
+    lines = _plan_lines(prepared, options, total, first, on_count)
     return Plan(m.name, total, [b.name for b in m.backends], m.output, first, lines)
 
 
@@ -348,13 +351,14 @@ def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[
     return out
 
 
-def _plan_lines(prepared: Prepared, options: RunOptions, total: int, first: list[Job]) -> list[str]:
+def _plan_lines(prepared: Prepared, options: RunOptions, total: int, first: list[Job],
+                on_count: Callable[[int, int], None] | None = None) -> list[str]:
     """The plan's lines; with an earlier run's output folder, also what a re-run would skip."""
     m = prepared.manifest
     store = open_existing_store(m)
     try:
         return build_plan(m, prepared.sweep, total=total, first=first, store=store, jobs=options.jobs,
-                          limit=options.limit, only=options.only).lines()
+                          limit=options.limit, only=options.only, on_progress=on_count).lines()
     finally:
         if store is not None:
             store.close()

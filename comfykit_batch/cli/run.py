@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def main(argv: Sequence[str]) -> int:
     options = RunOptions(limit=args.limit, only=args.only, jobs=args.jobs, retry_failed=args.retry_failed,
                          force=args.force, verify=args.verify, shard=parse_shard(args.shard, os.environ, args.shards))
     if args.dry_run:
-        for line in plan(args.manifest, options, output=args.output, on_notice=_notice(args.quiet)).lines:
+        counting = None if args.quiet else _counting()
+        for line in plan(args.manifest, options, output=args.output, on_notice=_notice(args.quiet), on_count=counting).lines:
             print(line)
         return 0
     return _run(args, options)
@@ -86,6 +88,22 @@ def _notice(quiet: bool) -> Callable[[str], None]:
             print(message, file=sys.stderr, flush=True)
 
     return notice
+
+
+def _counting() -> Callable[[int, int], None]:
+    """A live "counting" line on stderr while a count has to walk the sweep (at most one line a second)."""
+    last: dict[str, float | None] = {"at": None}
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        at = last["at"]
+        if at is not None and now - at < 1.0:
+            return
+        last["at"] = now
+        of = f" of {total:,}" if total else ""
+        print(f"counting: {done:,}{of} combinations walked", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _run(args: argparse.Namespace, options: RunOptions) -> int:

@@ -146,3 +146,15 @@ def test_a_batch_whose_only_backend_stays_down_stops_with_its_index(tmp_path, wo
         assert 1 <= sum(1 for j in jobs if j["status"] == "completed") <= 3, "what finished before it died is kept"
     finally:
         dying.stop()
+
+
+def test_a_count_that_must_walk_the_sweep_shows_progress(tmp_path, fake, workflows, capsys, monkeypatch):
+    import comfykit_batch.batch.sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "ENUMERATION_LIMIT", 10)  # these rules now couple "too many" axes
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
+                       sweep={"grid": {"width": list(range(1, 101)), "height": list(range(1, 101))},
+                              "exclude": [{"width": 1}, {"height": 2}]})
+    assert main([str(m), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("t: 9,801 jobs") and "counting: " in err and "combinations walked" in err
