@@ -39,6 +39,9 @@ logger = logging.getLogger("comfykit_batch.session")
 
 Notice = Callable[[str], None]
 
+#: past this many jobs the end-of-run gallery is left to ``comfykit-batch gallery`` (it reads every record)
+GALLERY_MAX_JOBS = 100_000
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -212,6 +215,11 @@ def _write_reports(m: Manifest, summary: Summary, notice: Notice) -> None:
     from ..report.grid import make_grid
 
     report = m.report or {}
+    jobs = summary.done + summary.failed + summary.skipped + summary.failed_earlier
+    if jobs > GALLERY_MAX_JOBS and report.get("gallery", True):
+        summary.notes.append(f"gallery: not made for {jobs:,} jobs (more than {GALLERY_MAX_JOBS:,}); "
+                             "'comfykit-batch gallery OUTPUT' makes it when wanted")
+        report = {**report, "gallery": False}
     if m.output_url is not None:
         if report:
             notice(f"note: no gallery or grid for a remote output ({summary.index}); run 'comfykit-batch gallery' on a copy")

@@ -158,3 +158,17 @@ def test_a_count_that_must_walk_the_sweep_shows_progress(tmp_path, fake, workflo
     assert main([str(m), "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("t: 9,801 jobs") and "counting: " in err and "combinations walked" in err
+
+
+def test_the_gallery_is_left_to_its_command_past_the_size_limit(tmp_path, fake, workflows, capsys, monkeypatch):
+    import comfykit_batch.batch.session as session
+
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
+                       sweep={"grid": {"width": [1, 2, 3]}})
+    monkeypatch.setattr(session, "GALLERY_MAX_JOBS", 2)
+    assert main([str(m)]) == 0
+    assert "gallery: not made for 3 jobs" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "gallery.html").exists()
+    monkeypatch.setattr(session, "GALLERY_MAX_JOBS", 100)
+    assert main([str(m), "--output", str(tmp_path / "small")]) == 0
+    assert (tmp_path / "small" / "gallery.html").exists()
