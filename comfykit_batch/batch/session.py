@@ -128,7 +128,8 @@ def _wanted(prepared: Prepared, options: RunOptions,
 class _Walk:
     """Counts kept while the sweep is walked (once), for the summary's notes."""
 
-    seen_recorded: int = 0
+    recorded_before: int = 0  # records in the folder when the run began
+    seen_recorded: int = 0  # of those, the ones this sweep still produces
     jobs: int = 0  # every job of this run's selection, settled earlier or not
 
 
@@ -172,7 +173,7 @@ def run_manifest(
         refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
         jobs, total = _wanted(prepared, options)
         progress = Progress(total=total)
-        walk = _Walk()
+        walk = _Walk(recorded_before=len(store))
         pending = _pending(jobs, store, options, progress, walk)
         first = next(pending, None)
         if first is None:
@@ -262,7 +263,7 @@ def _nothing_to_do(progress: Progress, store: ResultStore) -> Summary:
 def _note_removed(summary: Summary, store: ResultStore, walk: _Walk, options: RunOptions) -> None:
     if options.only or options.limit is not None or options.shard is not None or summary.interrupted:
         return
-    gone = len(store) - walk.seen_recorded - summary.done - summary.failed
+    gone = walk.recorded_before - walk.seen_recorded
     if gone > 0:
         summary.notes.append(f"{gone} recorded job(s) are no longer in the sweep (values removed from the manifest); "
                              "their records are kept in the index")

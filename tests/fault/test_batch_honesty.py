@@ -172,3 +172,17 @@ def test_the_gallery_is_left_to_its_command_past_the_size_limit(tmp_path, fake, 
     monkeypatch.setattr(session, "GALLERY_MAX_JOBS", 100)
     assert main([str(m), "--output", str(tmp_path / "small")]) == 0
     assert (tmp_path / "small" / "gallery.html").exists()
+
+
+def test_removed_values_are_counted_exactly_beside_a_transient_rerun(tmp_path, fake, workflows, capsys):
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
+                       sweep={"grid": {"width": [1, 2, 3, 4]}}, defaults={"retries": 0})
+    fake.submit_failures.append(503)  # the first job's submit fails: a transient failure
+    assert main([str(m), "-q", "--jobs", "1"]) == 1
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
+                       sweep={"grid": {"width": [1, 2, 3]}}, defaults={"retries": 0})
+    capsys.readouterr()
+    assert main([str(m)]) == 0
+    out = capsys.readouterr().out
+    assert "1 completed, 0 failed, 2 completed earlier" in out
+    assert "1 recorded job(s) are no longer in the sweep" in out
