@@ -70,16 +70,20 @@ def swept_values(manifest: Manifest, workflow_names: list[str]) -> SweptValues:
 
 
 def check_sweep_values(manifest: Manifest, workflows: dict[str, Workflow], executors: Mapping[str, Executor]) -> None:
-    """Refuse a value that does not fit: the workflow's own types, then each backend's (given ``executors``)."""
-    values = swept_values(manifest, list(workflows))
-    for (wf_name, param), distinct in values.items():
+    """Refuse a value that does not fit: each backend's types (given ``executors``), else the workflow's own.
+
+    A parameter a server does not describe keeps the workflow's own type, so checking against every
+    backend also covers the workflow (``prepare`` already checked local workflows before any backend).
+    """
+    typings: dict[str, list[tuple[str, Any]]] = {}  # workflow -> (" on backend 'x'", its types), learned once
+    for (wf_name, param), distinct in swept_values(manifest, list(workflows)).items():
         wf = workflows[wf_name]
         if not wf.nodes or param not in wf.parameters:
             continue
-        typings: list[tuple[str, Any]] = [("", None)]
-        typings += [(f" on backend {name!r}", ex.types_for(wf)) for name, ex in executors.items()]
+        if wf_name not in typings:
+            typings[wf_name] = [(f" on backend {name!r}", ex.types_for(wf)) for name, ex in executors.items()] or [("", None)]
         for value, where in distinct.values():
-            for on, types in typings:
+            for on, types in typings[wf_name]:
                 try:
                     wf.check_value(param, value, types)
                 except ParameterError as exc:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .manifest import Manifest
+from .store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
 from .sweep import CountProgress, Job, Sweep, axis_labels, block_axes, block_count
 
 #: past this many jobs the plan warns, with the estimated size of the run
@@ -29,11 +30,10 @@ SAMPLE_RECORDS = 200
 
 
 class StoreView(Protocol):
-    """What the plan reads from an output folder's ``ResultStore``."""
+    """What the plan reads from an output folder's ``ResultStore``: the resume's own walk, and sample records."""
 
     def __len__(self) -> int: ...
-    def status(self, job_id: str) -> str | None: ...
-    def is_complete(self, job_id: str) -> bool: ...
+    def walk(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, str]]: ...
     def get(self, job_id: str) -> dict[str, Any] | None: ...
 
 
@@ -223,16 +223,15 @@ def rerun_counts(jobs: Iterable[Job], store: StoreView, on_progress: CountProgre
     seen = 0
     sizes: list[int] = []
     lengths: list[int] = []
-    for n, job in enumerate(jobs, 1):
-        status = store.status(job.id)
-        if status is None:
+    for n, (job, state) in enumerate(store.walk(jobs), 1):  # the states a resume sees, read as it reads them
+        if state == NEW:
             r.new += 1
             continue
         seen += 1
-        if status == "failed":
+        if state in (FAILED, TRANSIENT):
             r.failed += 1
-            r.transient += bool(((store.get(job.id) or {}).get("error") or {}).get("transient"))
-        elif store.is_complete(job.id):
+            r.transient += state == TRANSIENT
+        elif state == COMPLETED:
             r.completed += 1
             if len(sizes) < SAMPLE_RECORDS and (rec := store.get(job.id)) is not None:
                 sizes.append(_file_bytes(rec))
@@ -316,14 +315,8 @@ def build_plan(
     )
 
 
-def open_existing_store(manifest: Manifest) -> Any:
+def open_existing_store(manifest: Manifest) -> ResultStore | None:
     """The output folder's store when an earlier run left one (index or journal), else None: a dry run creates nothing."""
-    from . import store as store_module
-
-    root = manifest.output
-    names = [getattr(store_module, n) for n in ("INDEX", "JOURNAL", "DB") if hasattr(store_module, n)]
-    if not any((root / name).exists() for name in names):
+    if not any((manifest.output / name).exists() for name in (INDEX, JOURNAL, DB)):
         return None
-    ResultStore = store_module.ResultStore
-    return ResultStore(root, manifest.name).open()
-
+    return ResultStore(manifest.output, manifest.name).open()

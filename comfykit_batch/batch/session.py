@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..errors import BackendError, ComfyKitError, ManifestError, ParameterError, StorageError, UsageError
+from ..errors import BackendError, ComfyKitError, ManifestError, MissingNodesError, ParameterError, StorageError, UsageError
 from ..executors.base import Executor
 from ..sources import resolve_workflow
 from ..workflow import Workflow
@@ -28,6 +27,7 @@ from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
 from .manifest import Manifest, load_manifest
+from .plan import Plan as PlanReport
 from .plan import build_plan, open_existing_store
 from .records import redact_url_queries_in_text
 from .runner import BatchRunner, Progress, Summary
@@ -100,10 +100,10 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
 
 
 # -- choosing the jobs of this run ---------------------------------------------------------------
-def _wanted(prepared: Prepared, options: RunOptions,
-            on_count: Callable[[int, int], None] | None = None) -> tuple[Iterator[Job], int]:
-    """The sweep's jobs this run is about (``--only``, ``--limit``) and how many there are."""
+def _selected(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], int | None]:
+    """The sweep's jobs this run is about (``--only``, ``--shard``, ``--limit``); their number when known without counting."""
     sweep = prepared.sweep
+    known: int | None = None
     if options.only:
         wanted = set(options.only)
         found = [j for j in sweep if j.id in wanted]
@@ -112,15 +112,26 @@ def _wanted(prepared: Prepared, options: RunOptions,
             raise UsageError(f"--only: {len(unknown)} id(s) not in this sweep: {', '.join(sorted(unknown)[:5])}"
                              " (see --dry-run for the ids)")
         jobs: Iterator[Job] = iter(found)
-        total = len(found)
+        known = len(found)
     else:
-        jobs, total = iter(sweep), sweep.count(on_count)
+        jobs = iter(sweep)
     if options.shard is not None:
         shard = options.shard
         jobs = (j for j in jobs if shard.contains(j.id))
-        total = -(-total // shard.count)  # an estimate for the progress display; the summary counts exactly
     if options.limit is not None:
-        jobs, total = itertools.islice(jobs, options.limit), min(total, options.limit)
+        jobs = itertools.islice(jobs, options.limit)
+    return jobs, known
+
+
+def _wanted(prepared: Prepared, options: RunOptions,
+            on_count: Callable[[int, int], None] | None = None) -> tuple[Iterator[Job], int]:
+    """``_selected`` and how many jobs that is (for a shard, an estimate: the summary counts exactly)."""
+    jobs, known = _selected(prepared, options)
+    total = prepared.sweep.count(on_count) if known is None else known
+    if options.shard is not None:
+        total = -(-total // options.shard.count)
+    if options.limit is not None:
+        total = min(total, options.limit)
     return jobs, total
 
 
@@ -293,17 +304,15 @@ def start_backends(manifest: Manifest, workflows: dict[str, Workflow], stack: Ex
         notice(f"checking nodes of {len(workflows)} workflow(s) on {len(backends)} backend(s)")
         for b in backends:
             for name in sorted(allowed[b.name]):
-                _prepare_on(manifest, b, workflows[name], name)
+                _prepare_on(manifest, b.name, b.executor, workflows[name], name)
     return backends
 
 
-def _prepare_on(manifest: Manifest, backend: Backend, workflow: Workflow, name: str) -> None:
-    from ..errors import MissingNodesError
-
+def _prepare_on(manifest: Manifest, backend: str, executor: Executor, workflow: Workflow, name: str) -> None:
     try:
-        backend.executor.prepare(workflow)
+        executor.prepare(workflow)
     except (MissingNodesError, ParameterError) as exc:
-        raise ManifestError(f"{manifest.path}: workflow {name!r} on backend {backend.name!r}: {exc}") from None
+        raise ManifestError(f"{manifest.path}: workflow {name!r} on backend {backend!r}: {exc}") from None
 
 
 # -- dry run --------------------------------------------------------------------------------------
@@ -336,12 +345,15 @@ def plan(manifest: Manifest | str | Path, options: RunOptions | None = None, *, 
         reachable = _reachable_executors(m, stack, notice)
         for name, ex in reachable.items():
             for wf_name, wf in prepared.workflows.items():
-                _prepare_on(m, Backend(name, ex, 1), wf, wf_name)
+                _prepare_on(m, name, ex, wf, wf_name)
         check_sweep_values(m, prepared.workflows, reachable)
-    jobs, total = _wanted(prepared, options, on_count)
+    if options.shard is None:  # the plan counts the sweep itself, once (a count may have to walk it)
+        jobs, total = _selected(prepared, options)[0], None
+    else:
+        jobs, total = _wanted(prepared, options, on_count)
     first = list(itertools.islice(jobs, show))
-    lines = _plan_lines(prepared, options, total, first, on_count)
-    return Plan(m.name, total, [b.name for b in m.backends], m.output, first, lines)
+    described = _describe_plan(prepared, options, total, first, on_count)
+    return Plan(m.name, described.total, [b.name for b in m.backends], m.output, first, described.lines())
 
 
 def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[str, Executor]:
@@ -360,21 +372,14 @@ def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[
     return out
 
 
-def _plan_lines(prepared: Prepared, options: RunOptions, total: int, first: list[Job],
-                on_count: Callable[[int, int], None] | None = None) -> list[str]:
-    """The plan's lines; with an earlier run's output folder, also what a re-run would skip."""
+def _describe_plan(prepared: Prepared, options: RunOptions, total: int | None, first: list[Job],
+                   on_count: Callable[[int, int], None] | None = None) -> PlanReport:
+    """The plan's figures; with an earlier run's output folder, also what a re-run would skip."""
     m = prepared.manifest
     store = open_existing_store(m)
     try:
         return build_plan(m, prepared.sweep, total=total, first=first, store=store, jobs=options.jobs,
-                          limit=options.limit, only=options.only, on_progress=on_count).lines()
+                          limit=options.limit, only=options.only, on_progress=on_count)
     finally:
         if store is not None:
             store.close()
-
-
-def describe(summary: Summary) -> dict[str, Any]:
-    """The summary as plain data (for ``--json`` output and callers that log it)."""
-    from dataclasses import asdict
-
-    return asdict(summary)

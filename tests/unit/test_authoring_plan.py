@@ -7,6 +7,7 @@ import pytest
 from comfykit_batch.batch import sweep as sweep_module
 from comfykit_batch.batch.manifest import load_manifest
 from comfykit_batch.batch.plan import build_plan, open_existing_store, spread
+from comfykit_batch.batch.store import COMPLETED, FAILED, MISSING, NEW, TRANSIENT
 from comfykit_batch.batch.sweep import Sweep
 from comfykit_batch.workflow import Workflow
 
@@ -22,13 +23,15 @@ class FakeStore:
     def __len__(self) -> int:
         return len(self.records)
 
-    def status(self, job_id: str):
-        rec = self.records.get(job_id)
-        return rec and rec["status"]
-
-    def is_complete(self, job_id: str) -> bool:
-        rec = self.records.get(job_id)
-        return bool(rec and rec["status"] == "completed" and not rec.get("gone"))
+    def walk(self, jobs):
+        for job in jobs:
+            rec = self.records.get(job.id)
+            if rec is None:
+                yield job, NEW
+            elif rec["status"] == "completed":
+                yield job, MISSING if rec.get("gone") else COMPLETED
+            else:
+                yield job, TRANSIENT if (rec.get("error") or {}).get("transient") else FAILED
 
     def get(self, job_id: str):
         return self.records.get(job_id)
