@@ -186,6 +186,7 @@ class Workflow:
         self.source = source
         self.meta: JsonDict = {k: v for k, v in data.items() if k.startswith("_")}
         self.nodes: JsonDict = {}
+        self._fingerprint: tuple[JsonDict, str] | None = None  # (the nodes it was computed from, the hash)
         self.parameters: dict[str, Parameter] = {}
         self.output_names: dict[str, str] = {}
         nodes = {k: v for k, v in data.items() if not k.startswith("_")}
@@ -303,10 +304,20 @@ class Workflow:
         return out
 
     def fingerprint(self) -> str:
-        """A stable hash of the nodes, so a job id changes when the workflow does."""
+        """A stable hash of the nodes, so a job id changes when the workflow does.
+
+        Hashed once per nodes object (a remote workflow's fetched nodes replace it): every job's
+        record and every executor's type cache ask for it, and hashing the whole workflow per job
+        was a measurable share of the client's CPU.
+        """
+        memo = self._fingerprint
+        if memo is not None and memo[0] is self.nodes:
+            return memo[1]
         meta = {k: v for k, v in self.meta.items() if k != "_fetched"}  # remote ids count, fetch state does not
         blob = json.dumps([self.nodes, meta], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        self._fingerprint = (self.nodes, digest)  # a race between threads only computes the same value twice
+        return digest
 
     # -- binding -------------------------------------------------------------
     def check_params(self, params: Mapping[str, Any]) -> None:

@@ -182,7 +182,6 @@ class BatchRunner:
         self._tokens = itertools.count()
         self._released: set[int] = set()  # jobs whose server slot was given back before their downloads ended
         self._fetching: dict[str, int] = {}  # backend name -> such jobs still downloading (at most its concurrency)
-        self._fingerprints: dict[str, tuple[Any, str]] = {}  # workflow name -> (its nodes object, their hash)
 
     def stop(self) -> None:
         """Stop dispatching; in-flight jobs interrupt their remote prompts and return."""
@@ -397,18 +396,9 @@ class BatchRunner:
         self._record(job_record(job, None, 0, result, [], 0.0, 0.0, self._fingerprint(job)))
 
     def _fingerprint(self, job: Job) -> str | None:
-        """The job's workflow hash for its record, hashed once per workflow (again only if its nodes are replaced).
-
-        Every record carries it: hashing the whole workflow per job was a measurable share of the client's CPU.
-        """
+        """The job's workflow hash for its record (None for a remote workflow not fetched yet)."""
         wf = self.workflows.get(job.workflow)
-        if wf is None or not wf.nodes:
-            return None
-        memo = self._fingerprints.get(job.workflow)
-        if memo is None or memo[0] is not wf.nodes:
-            memo = (wf.nodes, wf.fingerprint())
-            self._fingerprints[job.workflow] = memo  # a race only computes the same value twice
-        return memo[1]
+        return wf.fingerprint() if wf is not None and wf.nodes else None
 
     # -- one job, in a worker thread -----------------------------------------------------------
     def _work(self, backend: Backend, job: Job, attempt: int, token: int = -1) -> None:

@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 import uuid
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -71,7 +70,6 @@ class ComfyUIExecutor(Executor):
         self._uploaded: dict[str, str] = {}  # sha256 of the bytes -> server file name
         self._upload_lock = threading.Lock()
         self._types: dict[str, InputTypes] = {}  # workflow fingerprint -> this server's input types
-        self._fingerprints: weakref.WeakKeyDictionary[Workflow, tuple[int, str]] = weakref.WeakKeyDictionary()
         self._types_lock = threading.Lock()
 
     # -- checks -----------------------------------------------------------------
@@ -93,8 +91,8 @@ class ComfyUIExecutor(Executor):
         self.types_for(workflow)
 
     def types_for(self, workflow: Workflow) -> InputTypes:
+        key = workflow.fingerprint()
         with self._types_lock:
-            key = self._fingerprint(workflow)
             known = self._types.get(key)
         if known is not None:
             return known
@@ -104,17 +102,6 @@ class ComfyUIExecutor(Executor):
         with self._types_lock:
             self._types[key] = types
         return types
-
-    def _fingerprint(self, workflow: Workflow) -> str:
-        """The workflow's fingerprint, hashed once per object (and again only if its nodes are replaced).
-
-        Called with ``_types_lock`` held: the memo is shared by every job thread.
-        """
-        memo = self._fingerprints.get(workflow)
-        if memo is None or memo[0] != id(workflow.nodes):
-            memo = (id(workflow.nodes), workflow.fingerprint())
-            self._fingerprints[workflow] = memo
-        return memo[1]
 
     # -- one job ----------------------------------------------------------------
     def execute(

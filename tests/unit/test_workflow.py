@@ -314,3 +314,20 @@ def test_odd_specs_from_a_server_never_raise(spec):
     assert wf.input_types({"EmptyImage": {"input": ["junk"]}})["width"].type == "number"
     assert types["width"].type in ("any", "number")
     assert wf.check_value("width", 12, types) == 12
+
+
+def test_fingerprint_is_computed_once_and_follows_replaced_nodes(monkeypatch):
+    import hashlib as hashlib_module
+
+    from comfykit_batch.sources import remote_workflow
+
+    wf = remote_workflow("123")
+    before = wf.fingerprint()
+    calls = []
+    real = hashlib_module.sha256
+    monkeypatch.setattr("comfykit_batch.workflow.hashlib.sha256", lambda data: calls.append(1) or real(data))
+    assert wf.fingerprint() == before and not calls, "asked again: the memo answers"
+    wf.load_nodes({"1": {"class_type": "X", "inputs": {"v": 1}, "_meta": {"title": "$v"}}}, fetched=True)
+    after = wf.fingerprint()
+    assert after != before and len(calls) == 1, "fetched nodes replace the old ones: hashed anew"
+    assert wf.fingerprint() == after and len(calls) == 1
