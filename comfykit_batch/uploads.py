@@ -64,13 +64,14 @@ class UploadSource:
         return f"server:{self.filename}"
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, query_mark: str = "…") -> str:
     """A URL safe for a log line, an error or an index: scheme, host, port and path only.
 
     Input and workflow URLs often carry signed tokens (``?sig=``, ``?token=``,
     ``X-Amz-Signature``) in the query, or ``user:password@`` before the host; both
-    are dropped. A dropped query is shown as ``?…`` so two such URLs are not mistaken
-    for the same unsigned one.
+    are dropped. A dropped query is shown as ``?…`` (``query_mark``; "" drops the ``?``
+    too) so two such URLs are not mistaken for the same unsigned one. A string that
+    is no URL with a host (a path, ``local``, ``webapp:123``) comes back as written.
     """
     try:
         p = urlparse(url)
@@ -78,8 +79,19 @@ def redact_url(url: str) -> str:
         port = p.port
     except ValueError:  # an unparseable port or bracket: show nothing that could be a secret
         return "<unparseable URL>"
+    if not p.netloc and not p.query:
+        return url
     netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    return p._replace(netloc=netloc, params="", query="…" if p.query else "", fragment="").geturl()
+    return p._replace(netloc=netloc, params="", query=query_mark if p.query else "", fragment="").geturl()
+
+
+#: a URL inside free text: scheme, an optional ``user:password@``, host and path, an optional query or fragment
+_URL_IN_TEXT = re.compile(r"\b([a-z][a-z0-9+.-]*://)(?:[^/\s@'\"]*@)?([^\s'\"?#]*)([?#][^\s'\"]*)?", re.IGNORECASE)
+
+
+def redact_urls_in_text(text: str, *, query_mark: str = "?…") -> str:
+    """``text`` (a message, a manifest kept beside the results) with every URL's credentials and query removed."""
+    return _URL_IN_TEXT.sub(lambda m: m[1] + m[2] + (query_mark if m[3] else ""), text)
 
 
 

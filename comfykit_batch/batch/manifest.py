@@ -31,13 +31,14 @@ import jsonschema
 from ..defaults import DEFAULTS, env_comfyui_url, executor_type
 from ..errors import ConfigError, ManifestError
 from ..sources import is_path_source
-from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values, show_url
+from ..uploads import redact_url
+from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values
 from .remote import is_remote, local_home
 from .value_files import resolve_files
 
 __all__ = [
     "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "did_you_mean", "key_path", "load_manifest",
-    "schema", "show_url", "strict_schema", "swept_names",
+    "schema", "strict_schema", "swept_names",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
@@ -364,7 +365,7 @@ def _implicit_backend(ctx: Context) -> dict[str, Any]:
         return {"url": "local"}
     if url != "local" and not re.match(r"^https?://[^?#]+$", url):
         raise ctx.error("backends", f"no backends: given, so COMFYUI_URL is used; expected http(s)://host:port or 'local', "
-                                    f"got {show_url(url)!r}")
+                                    f"got {redact_url(url, query_mark='')!r}")
     return {"name": "local" if url == "local" else "comfyui", "url": url}
 
 

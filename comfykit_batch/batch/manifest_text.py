@@ -13,18 +13,16 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from ..errors import ManifestError
+from ..uploads import redact_url, redact_urls_in_text
 
 #: a key path inside the document: keys and list indices
 Path_ = tuple[Any, ...]
 #: keys whose values (and everything under them) are secrets
 SECRET_KEY = re.compile(r"api_?key|cookie|token|secret|passw|(?:^|_)key$", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@'\"]*@", re.IGNORECASE)
-_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s'\"?#]*)[?#][^\s'\"]*", re.IGNORECASE)
 
 
 def key_path(parts: Any) -> str:
@@ -56,18 +54,6 @@ def secret_values(node: Any, where: Path_ = ()) -> Iterator[str]:
         yield str(node)  # a ${VAR} template is not a secret; the value it is filled with is (see _fill_string)
 
 
-def show_url(value: str) -> str:
-    """A URL as it may appear in a message: no ``user:password@``, no query or fragment."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "(unparsable URL)"
-    if not parts.scheme or not parts.netloc:
-        return value
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 class Context:
     """The file being read, where ``${VAR}`` was filled in, and the secrets no message may contain."""
 
@@ -81,7 +67,7 @@ class Context:
     def redact(self, message: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
             message = message.replace(secret, "***")
-        return _URL_QUERY.sub(r"\1", _URL_USERINFO.sub(r"\1", message))
+        return redact_urls_in_text(message, query_mark="")
 
     def error(self, where: Path_ | str, what: str) -> ManifestError:
         path = where if isinstance(where, str) else key_path(where)
@@ -91,7 +77,7 @@ class Context:
         """A value for a message: hidden under a secret key, without credentials when a URL, named by its ${VAR}."""
         if is_secret_path(where):
             return "(hidden)"
-        text = show_url(value) if isinstance(value, str) else value
+        text = redact_url(value, query_mark="") if isinstance(value, str) else value
         template = self.filled.get(tuple(where)) if source else None
         return f"{text!r} (from {template})" if template else repr(text)
 

@@ -6,7 +6,6 @@ Values that are URLs keep their scheme, host and path but never their query
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,14 +21,6 @@ def redact_url_query(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(("http://", "https://")):
         return redact_url(value)
     return value
-
-
-_URL_QUERY = re.compile(r"(https?://[^\s'\"?#]+)\?[^\s'\"#]*")
-
-
-def redact_url_queries_in_text(text: str) -> str:
-    """Text (the manifest copy kept beside the results) with every URL's query replaced by ``…``."""
-    return _URL_QUERY.sub(lambda m: m[1] + "?…", text)
 
 
 def public_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..uploads import redact_url
 
 logger = logging.getLogger("comfykit_batch.batch.remote")
 
@@ -32,8 +33,7 @@ def is_remote(output: str | os.PathLike[str]) -> bool:
 
 def display_url(url: str) -> str:
     """The URL as it may be shown: no ``user:password@``, no ``?query``."""
-    url = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", url)
-    return url.split("?", 1)[0].split("#", 1)[0]
+    return redact_url(url, query_mark="")
 
 
 def local_home(url: str) -> Path:

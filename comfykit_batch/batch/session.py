@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import BackendError, ComfyKitError, ManifestError, MissingNodesError, ParameterError, StorageError, UsageError
 from ..executors.base import Executor
 from ..sources import resolve_workflow
+from ..uploads import redact_urls_in_text
 from ..workflow import Workflow
 from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
@@ -29,7 +30,6 @@ from .connect import build_executor
 from .manifest import Manifest, load_manifest
 from .plan import Plan as PlanReport
 from .plan import build_plan, open_existing_store
-from .records import redact_url_queries_in_text
 from .runner import BatchRunner, Progress, Summary
 from .shard import Shard
 from .store import COMPLETED, FAILED, NEW, ResultStore
@@ -208,7 +208,7 @@ def run_manifest(
 def _open_store(m: Manifest, shard: Shard | None = None) -> ResultStore:
     """The output folder's store (a shard's part of it), keeping a copy of the manifest as used (signed URL queries removed)."""
     try:
-        return ResultStore(m.destination, m.name, part=shard).open(redact_url_queries_in_text(m.text))
+        return ResultStore(m.destination, m.name, part=shard).open(redact_urls_in_text(m.text))
     except (ValueError, OSError) as exc:  # an unreadable index, a folder that cannot be made
         raise UsageError(f"{m.output}: {exc}") from None
 

@@ -64,3 +64,13 @@ def test_an_upload_sources_repr_never_shows_its_url_or_bytes():
     assert "SECRET" not in repr(s) and "SECRET" not in str(s)
     assert s.url.endswith("SECRET"), "the download itself still needs the signed URL"
     assert "0000000000" not in repr(classify(PNG, "img"))
+
+
+def test_urls_in_text_lose_their_credentials_and_query():
+    from comfykit_batch.uploads import redact_url, redact_urls_in_text
+
+    text = "url: http://u:pw@h:1/p?sig=S#f out: s3://bucket/x?t=1 and plain C:/path local"
+    assert redact_urls_in_text(text) == "url: http://h:1/p?… out: s3://bucket/x?… and plain C:/path local"
+    assert redact_urls_in_text(text, query_mark="") == "url: http://h:1/p out: s3://bucket/x and plain C:/path local"
+    assert redact_url("http://u:pw@h:1/p?sig=S", query_mark="") == "http://h:1/p"
+    assert [redact_url(v) for v in ("local", "webapp:123", "C:/Path")] == ["local", "webapp:123", "C:/Path"]
