@@ -3,21 +3,21 @@
 # then run the merge Job and wait for it. Exit status: the merge's (0 all completed, 1 some failed).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+
+# wait_job NAME SECONDS: poll until the Job has a true Complete or Failed condition; prints which.
+wait_job() {
+    while :; do
+        ended=$(kubectl get job "$1" \
+            -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{"\n"}{end}' | grep -E '^(Complete|Failed)$' || true)
+        [ -n "$ended" ] && { echo "$ended"; return; }
+        sleep "$2"
+    done
+}
+
 kubectl delete job comfykit-shards comfykit-merge --ignore-not-found
 kubectl apply -f "$here/shards-job.yaml"
-while :; do
-    ended=$(kubectl get job comfykit-shards \
-        -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{"\n"}{end}' | grep -E '^(Complete|Failed)$' || true)
-    [ -n "$ended" ] && break
-    sleep 10
-done
-echo "comfykit-shards: $ended"
+echo "comfykit-shards: $(wait_job comfykit-shards 10)"
 kubectl apply -f "$here/merge-job.yaml"
-while :; do
-    state=$(kubectl get job comfykit-merge \
-        -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{"\n"}{end}' | grep -E '^(Complete|Failed)$' || true)
-    [ -n "$state" ] && break
-    sleep 5
-done
+state=$(wait_job comfykit-merge 5)
 kubectl logs job/comfykit-merge
 [ "$state" = "Complete" ]

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from comfykit_batch.cli import main
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import ROOT, write_manifest
+from tests.helpers.waiting import wait_for
 
 SWEEP = {"grid": {"width": list(range(1, 21)), "height": [1, 2]}}  # 40 jobs
 
@@ -47,13 +47,7 @@ def _spawn(manifest, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+
 
 
 @pytest.mark.parametrize("executor", ["http", "websocket"])
@@ -62,7 +56,7 @@ def test_kill_mid_batch_then_resume_loses_and_redoes_nothing(tmp_path, fakes, wo
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url, "executor": executor}],
                        workflow=workflows / "invert.json", sweep=SWEEP)
     proc = _spawn(m)
-    _wait_for(lambda: len(_journal_lines(tmp_path)) >= 8)
+    wait_for(lambda: len(_journal_lines(tmp_path)) >= 8)
     proc.kill()
     proc.wait()
     done_before = {json.loads(x)["id"] for x in _journal_lines(tmp_path) if x.strip().endswith("}")}
@@ -81,14 +75,14 @@ def test_ctrl_c_interrupts_writes_index_and_resumes(tmp_path, fakes, workflows):
     fake = fakes(work_seconds=0.1)
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json", sweep=SWEEP)
     proc = _spawn(m)
-    _wait_for(lambda: len(_journal_lines(tmp_path)) >= 3)
+    wait_for(lambda: len(_journal_lines(tmp_path)) >= 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in out and "re-run the same command to resume" in out
     jobs = _index(tmp_path)  # written and valid
     assert 3 <= len(jobs) < 40 and all(j["status"] == "completed" for j in jobs)
-    _wait_for(lambda: not fake.queue_state()["queue_running"] and not fake.queue_state()["queue_pending"], 5)
+    wait_for(lambda: not fake.queue_state()["queue_running"] and not fake.queue_state()["queue_pending"], 5)
     assert main([str(m), "-q"]) == 0
     assert len(_index(tmp_path)) == 40
 
@@ -97,7 +91,7 @@ def test_second_ctrl_c_exits_at_once_without_corruption(tmp_path, fakes, workflo
     fake = fakes(work_seconds=0.1)
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json", sweep=SWEEP)
     proc = _spawn(m)
-    _wait_for(lambda: len(_journal_lines(tmp_path)) >= 2)
+    wait_for(lambda: len(_journal_lines(tmp_path)) >= 2)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=10)

@@ -12,10 +12,9 @@ from tests.helpers.manifests import write_manifest
 
 
 @pytest.fixture
-def fake():
-    server = FakeComfyUI().start()
-    yield server
-    server.stop()
+def fake(fake_comfy):
+    """The shared fake ComfyUI (tests/conftest.py), under the name these tests use."""
+    return fake_comfy
 
 
 def _index(tmp_path):

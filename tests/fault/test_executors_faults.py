@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 
 import pytest
@@ -12,6 +11,7 @@ from comfykit_batch import Workflow
 from comfykit_batch.errors import AuthError, BackendError
 from comfykit_batch.executors.comfyui_http import HttpExecutor
 from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
+from tests.helpers.waiting import wait_for
 
 BOTH = pytest.mark.parametrize("cls", [HttpExecutor, WebSocketExecutor], ids=["http", "websocket"])
 
@@ -80,7 +80,7 @@ def test_server_restart_loses_the_prompt(cls, fake_comfy, wf, monkeypatch):
     fake_comfy.work_seconds = 30
 
     def restart_once_running() -> None:  # syncs on the server's state, not on a timer
-        _until(lambda: fake_comfy.queue_state()["queue_running"])
+        wait_for(lambda: fake_comfy.queue_state()["queue_running"])
         fake_comfy.restart()
 
     threading.Thread(target=restart_once_running, daemon=True).start()
@@ -96,7 +96,7 @@ def test_timeout_removes_queued_prompt(cls, fake_comfy, wf):
     with cls(fake_comfy.url) as ex:
         blocker = threading.Thread(target=ex.execute, args=(wf, {"width": 1}), kwargs={"timeout": 10})
         blocker.start()
-        _until(lambda: fake_comfy.queue_state()["queue_running"])  # the first prompt holds the server
+        wait_for(lambda: fake_comfy.queue_state()["queue_running"])  # the first prompt holds the server
         r = ex.execute(wf, {"width": 2}, timeout=0.5)
         assert r.status == "failed" and r.failure.kind == "timeout"
         assert all(p[1] != r.prompt_id for p in fake_comfy.queue_state()["queue_pending"])
@@ -287,11 +287,3 @@ def test_types_are_kept_per_executor_not_in_the_shared_workflow(fake_comfy):
         assert [r for r in fake_comfy.requests if r == ("GET", "/object_info")] == [("GET", "/object_info")]
     finally:
         other.stop()
-
-
-def _until(condition, limit: float = 20.0) -> None:
-    """Poll the fake's state until ``condition()`` holds (``limit`` only guards against a hang)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "the fake server never reached the expected state"
-        time.sleep(0.01)

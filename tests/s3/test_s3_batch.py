@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import s3fs
@@ -15,6 +14,7 @@ from comfykit_batch.batch.remote import local_home
 from comfykit_batch.cli import main
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import ROOT, write_manifest
+from tests.helpers.waiting import wait_for
 from tests.s3.conftest import SECRET
 
 SWEEP = {"grid": {"width": list(range(1, 21)), "height": [1, 2]}}  # 40 jobs
@@ -31,13 +31,7 @@ def _lines(path):
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _wait_for(pred, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+
 
 
 def test_batch_to_s3_killed_resumed_and_merged(tmp_path, bucket, fake, workflows, capsys, monkeypatch):
@@ -48,7 +42,7 @@ def test_batch_to_s3_killed_resumed_and_merged(tmp_path, bucket, fake, workflows
     proc = subprocess.Popen([sys.executable, "-m", "comfykit_batch", str(m), "-q", "--output", url],
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for(lambda: len(_lines(journal)) >= 6 or proc.poll() is not None)
+    wait_for(lambda: len(_lines(journal)) >= 6 or proc.poll() is not None, 30.0)
     assert not (tmp_path / "s3:").exists(), "the s3:// output was taken for a local folder"
     proc.kill()
     proc.wait()

@@ -5,17 +5,15 @@ import json
 import pytest
 
 from comfykit_batch.cli import main
-from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import write_manifest
 
 SWEEP = {"grid": {"width": list(range(1, 11)), "height": [1, 2]}}  # 20 jobs
 
 
 @pytest.fixture
-def fake():
-    server = FakeComfyUI().start()
-    yield server
-    server.stop()
+def fake(fake_comfy):
+    """The shared fake ComfyUI (tests/conftest.py), under the name these tests use."""
+    return fake_comfy
 
 
 def _jobs(index):
