@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..defaults import DEFAULTS
 from ..files import Saved
 from ..result import ExecuteResult, OutputFile
 from ..workflow import InputType, Workflow
@@ -54,7 +55,7 @@ class Executor(abc.ABC):
     #: short label for logs and the index (never contains a secret)
     name: str = "executor"
     #: how many jobs to keep in flight on this backend by default
-    concurrency: int = 2
+    concurrency: int = DEFAULTS.concurrency
 
     def check(self) -> None:
         """A cheap probe that the backend answers and accepts our credentials (a few seconds at most).

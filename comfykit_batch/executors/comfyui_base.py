@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypedDict
 
+from ..defaults import DEFAULTS
 from ..errors import AuthError, BackendError, MissingNodesError
 from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
@@ -59,7 +60,7 @@ class ComfyUIExecutor(Executor):
         *,
         api_key: str | None = None,
         cookies: str | Mapping[str, str] | None = None,
-        concurrency: int = 2,
+        concurrency: int = DEFAULTS.concurrency,
         poll_max: float = 1.0,
     ) -> None:
         self.client = ComfyUIClient(url, api_key=api_key, cookies=cookies, pool_size=max(4, concurrency * 2 + 2))

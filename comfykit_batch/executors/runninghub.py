@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..defaults import DEFAULTS
 from ..errors import AuthError, BackendError, ConfigError, ParameterError, WorkflowError
 from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
@@ -77,10 +78,10 @@ class RunningHubExecutor(Executor):
         base_url: str,
         api_key: str,
         *,
-        timeout: float = 300.0,
-        retry_count: int = 3,
-        concurrency: int = 1,
-        poll_interval: float = 3.0,
+        timeout: float = DEFAULTS.runninghub_timeout,
+        retry_count: int = DEFAULTS.runninghub_retry_count,
+        concurrency: int = DEFAULTS.runninghub_concurrency,
+        poll_interval: float = DEFAULTS.runninghub_poll_interval,
         queue_backoff: float = 5.0,
         instance_type: str | None = None,
         webhook_url: str | None = None,
