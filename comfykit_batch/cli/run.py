@@ -63,15 +63,9 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _check_output(output: str | None) -> None:
-    if output is None or is_remote(output):
-        return
-    path = Path(output)
-    if path.exists() and not path.is_dir():
+    """A file where the folder should be is refused now; a folder that cannot be made, when the run opens it."""
+    if output is not None and not is_remote(output) and Path(output).exists() and not Path(output).is_dir():
         raise UsageError(f"--output {output}: is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--output {output}: cannot create the folder ({exc.strerror})") from None
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

@@ -185,3 +185,13 @@ def test_removed_values_are_counted_exactly_beside_a_transient_rerun(tmp_path, f
     out = capsys.readouterr().out
     assert "1 completed, 0 failed, 2 completed earlier" in out
     assert "1 recorded job(s) are no longer in the sweep" in out
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_and_a_dry_run_makes_none(tmp_path, fake, workflows, capsys):
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
+                       sweep={"grid": {"width": [1]}})
+    (tmp_path / "afile").write_text("x")
+    assert main([str(m), "-q", "--output", str(tmp_path / "afile" / "below")]) == 2
+    _one_error_line(capsys.readouterr().err)
+    assert main([str(m), "--dry-run", "--output", str(tmp_path / "planned")]) == 0
+    assert not (tmp_path / "planned").exists() and fake.submitted == []
