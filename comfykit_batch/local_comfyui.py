@@ -287,3 +287,8 @@ class LocalComfyUI:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def managed_server(on_notice: Notice | None = None) -> LocalComfyUI:
+    """The managed local server (``url: local``, ``--server local``): one base folder under ``default_home()``."""
+    return LocalComfyUI(default_home() / "server", on_notice=on_notice)

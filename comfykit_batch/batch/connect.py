@@ -11,7 +11,7 @@ from contextlib import ExitStack
 
 from ..executors.base import Executor
 from ..executors.factory import create_executor
-from ..local_comfyui import LocalComfyUI, default_home
+from ..local_comfyui import managed_server
 from .manifest import BackendSpec
 
 
@@ -19,7 +19,7 @@ def build_executor(spec: BackendSpec, stack: ExitStack, notice: Callable[[str], 
     """The executor for one backend; a managed local server is started now and stopped with ``stack``."""
     url = spec.url
     if spec.managed:
-        server = stack.enter_context(LocalComfyUI(default_home() / "server", on_notice=notice))
+        server = stack.enter_context(managed_server(notice))
         url = server.url
     executor = create_executor(
         url, type=spec.type, executor=spec.executor, api_key=spec.api_key, cookies=spec.cookies,

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from ..executors.factory import create_executor
-from ..local_comfyui import LocalComfyUI, default_home
+from ..local_comfyui import managed_server
 from ..sources import resolve_workflow
 from ..workflow import InputType, Workflow
 from .args import Parser
@@ -61,7 +61,7 @@ def _rows(wf: Workflow, server: str | None) -> list[dict[str, Any]]:
 def server_types(workflow: Workflow, server: str) -> Mapping[str, InputType]:
     """What a server (a URL, or ``local`` for the managed one) says each parameter of ``workflow`` accepts."""
     with ExitStack() as stack:
-        url = stack.enter_context(LocalComfyUI(default_home() / "server")).url if server == "local" else server
+        url = stack.enter_context(managed_server()).url if server == "local" else server
         executor = stack.enter_context(create_executor(url))
         executor.check()
         executor.prepare(workflow)
