@@ -22,8 +22,6 @@ from .result import ExecuteResult
 from .sources import WorkflowSource, is_remote, resolve_workflow
 from .workflow import Workflow
 
-#: threads (and ComfyUI prompts in flight) of one kit: the seed's async API runs every call on this pool
-
 
 def _env_number(name: str, default: float, cast: Callable[[Any], Any] = float) -> Any:
     raw = os.environ.get(name)
