@@ -268,6 +268,8 @@ class _EventHub:
         if m is None:
             return True
         kind = m.group(1)
+        if kind == b"executing":  # one per node; only the last (node null) ends a prompt, the rest need no parsing
+            return b'"node": null' in data or b'"node":null' in data
         return kind in _WANTED or (kind == b"progress" and bool(self._progress))
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ otherwise hand the key back into logs and the index.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import requests
 import urllib3.exceptions
 
 from ..errors import AuthError, BackendError, ComfyKitError, ConfigError
+from .pool import ConnectTimeout, ProtocolError
 
 #: a short secret is not worth scrubbing (and would mangle ordinary words)
 MIN_SECRET = 4
@@ -86,14 +88,14 @@ def reason(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, socket.gaierror) or "Name or service not known" in chain or "not resolve" in chain:
         return "host name not found"
-    if isinstance(exc, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
+    if isinstance(exc, (ConnectTimeout, requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         return "connect timed out"
     if isinstance(exc, (requests.ReadTimeout, socket.timeout, urllib3.exceptions.ReadTimeoutError)):
         return "no answer in time (read timed out)"
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
+    if isinstance(exc, (ProtocolError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
                         ConnectionResetError, BrokenPipeError)):
         return "connection dropped mid-answer"
-    if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
+    if isinstance(exc, (ssl.SSLError, requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
         return "TLS handshake failed"
     if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return "connection failed"
