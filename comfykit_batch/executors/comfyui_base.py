@@ -127,7 +127,7 @@ class ComfyUIExecutor(Executor):
             names = {up.name: self._upload(up) for up in bound.uploads}
             prompt = bound.with_uploads(names)
             extras["params"] = dict(bound.values)
-            self._listen(prompt_id, on_progress)
+            self._listen(prompt_id, workflow, on_progress)
             try:
                 deadline.check("nothing was submitted")
                 submitted = True  # from here on the server may hold it, even if the answer is lost
@@ -234,7 +234,7 @@ class ComfyUIExecutor(Executor):
         return save_stream(self.client.stream(file.url), dest)  # the stream maps network errors; disk ones pass
 
     # -- waiting (transport-specific) --------------------------------------------------
-    def _listen(self, prompt_id: str, on_progress: ProgressCallback | None = None) -> None:
+    def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:
         """Called before submit, so no event of this prompt can be missed."""
 
     def _unlisten(self, prompt_id: str) -> None:

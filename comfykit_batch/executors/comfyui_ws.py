@@ -1,10 +1,13 @@
-"""The WebSocket executor: completion and progress from ComfyUI's event stream.
+"""The WebSocket executor: completion, outputs and progress from ComfyUI's event stream.
 
 One socket per executor, read by one background thread that routes events to
-the jobs waiting on them by prompt id. Events are hints: the outputs are always
-read from ``/history``, which also covers prompts served from cache, a dropped
-socket (reconnected in the background, polled meanwhile) and the race where
-``execution_success`` arrives before the history entry is visible.
+the jobs waiting on them by prompt id. A prompt's outputs come from its own
+``executed`` events when one connection saw the whole prompt end in
+``execution_success`` (see ``_Seen``: they are the very dicts the server writes
+to ``/history``); otherwise they are read from ``/history``, which also covers
+older servers, a dropped socket (reconnected in the background, polled
+meanwhile) and the race where ``execution_success`` arrives before the history
+entry is visible.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ from .lifecycle import Deadline
 if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at run time
     from typing_extensions import Unpack
 
+    from ..workflow import Workflow
+
 logger = logging.getLogger("comfykit_batch.comfyui.ws")
 
 _DROPPED = "_dropped"
 _DONE_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+#: the events that tell a prompt's outputs (see ``_Seen``)
+_OUTPUT_EVENTS = frozenset({"executed", "execution_cached"})
 _REDIRECTS = frozenset({HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
                         HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT})
-#: the event types a waiting job acts on (``job_finished``, and ``progress`` when asked for)
-_WANTED = frozenset(k.encode() for k in (*_DONE_EVENTS, "executing"))
+#: the event types a waiting job acts on (``job_finished``, its outputs, and ``progress`` when asked for)
+_WANTED = frozenset(k.encode() for k in (*_DONE_EVENTS, *_OUTPUT_EVENTS, "executing"))
 _TYPE_HEAD = re.compile(rb'\{\s*"type"\s*:\s*"([A-Za-z_]+)"')
 #: with a live socket, /history is still read this often in case an event was lost
 SAFETY_POLL = LOST_CHECK_INTERVAL
@@ -148,6 +155,7 @@ class _EventHub:
     def __init__(self, url: str, header: list[str], cookie: str | None, display: str) -> None:
         self.url, self.header, self.cookie, self.display = url, header, cookie, display
         self.connected = threading.Event()
+        self.generation = 0  # connections made so far: events of one prompt all came on one connection if unchanged
         self.auth_error: AuthError | None = None  # the last handshake was refused (until one succeeds)
         self._queues: dict[str, queue.SimpleQueue[tuple[str, JsonDict]]] = {}
         self._progress: set[str] = set()  # prompts whose caller wants progress events
@@ -206,6 +214,7 @@ class _EventHub:
             backoff, self.auth_error = 0.1, None
             ws.settimeout(1.0)
             self._ws = ws
+            self.generation += 1
             self.connected.set()
             try:
                 self._read(FrameReader(ws))
@@ -253,7 +262,8 @@ class _EventHub:
             if not pid or not isinstance(pid, str):
                 continue
             # Wake a waiting job only for what it acts on: its end, and progress if it asked for it.
-            if not job_finished(kind, payload) and not (kind == "progress" and pid in self._progress):
+            if not (job_finished(kind, payload) or kind in _OUTPUT_EVENTS
+                    or (kind == "progress" and pid in self._progress)):
                 continue
             q = self.get(pid)
             if q is not None:
@@ -282,6 +292,44 @@ class _EventHub:
                 pass
 
 
+class _Seen:
+    """What one connection of the socket told of one prompt: its outputs, as the server writes them to ``/history``.
+
+    ComfyUI writes a node's UI output to the history entry exactly when it sends that node's
+    ``executed`` event (an output node served from cache included, with its cached output). So
+    when one connection saw the prompt from before it was submitted to ``execution_success``, the
+    events hold the entry's outputs, and the ``/history`` request is skipped: one request less per
+    job for client and server. Servers from before ComfyUI's 2024 execution rewrite put a cached
+    output node's output in the history without an event: a cached output node (per
+    ``/object_info``) without its ``executed`` event sends the job to ``/history``, as does an
+    error, a reconnect, or no socket at all.
+    """
+
+    __slots__ = ("cached", "executed", "generation", "output_nodes", "outputs")
+
+    def __init__(self, generation: int | None, output_nodes: frozenset[str]) -> None:
+        self.generation = generation  # the connection that was up when the prompt was submitted (None: none was)
+        self.output_nodes = output_nodes
+        self.outputs: JsonDict = {}
+        self.executed: set[str] = set()
+        self.cached: set[str] = set()
+
+    def take(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "executed":
+            node, output = str(data.get("node")), data.get("output")
+            self.executed.add(node)
+            if isinstance(output, dict) and output:
+                self.outputs[node] = output
+        elif kind == "execution_cached" and isinstance(data.get("nodes"), list):
+            self.cached.update(str(n) for n in data["nodes"])
+
+    def entry(self, generation: int) -> JsonDict | None:
+        """The history entry the events amount to after ``execution_success``, or None if they may be incomplete."""
+        if self.generation is None or generation != self.generation or not self.cached & self.output_nodes <= self.executed:
+            return None
+        return {"outputs": self.outputs, "status": {"status_str": "success", "completed": True, "messages": []}}
+
+
 class WebSocketExecutor(ComfyUIExecutor):
     """Like ``HttpExecutor`` but learns of completion at once and reports progress."""
 
@@ -291,6 +339,7 @@ class WebSocketExecutor(ComfyUIExecutor):
         header = [f"Authorization: Bearer {self.client.api_key}"] if self.client.api_key else []
         self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name)
         self.connect_wait = connect_wait
+        self._seen: dict[str, _Seen] = {}
 
     def check(self) -> None:
         """The HTTP probe, then one handshake: a /ws that redirects or wants credentials is an ``AuthError``."""
@@ -302,7 +351,7 @@ class WebSocketExecutor(ComfyUIExecutor):
         except Exception as exc:  # noqa: BLE001 - no socket is not fatal: jobs poll /history instead
             logger.info("%s: no websocket (%s); jobs will poll /history", self.name, type(exc).__name__)
 
-    def _listen(self, prompt_id: str, on_progress: ProgressCallback | None = None) -> None:
+    def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:
         self._hub.add(prompt_id, progress=on_progress is not None)
         end = time.monotonic() + self.connect_wait
         while not self._hub.connected.wait(0.02):
@@ -310,13 +359,22 @@ class WebSocketExecutor(ComfyUIExecutor):
                 self._hub.remove(prompt_id)
                 raise self._hub.auth_error
             if time.monotonic() >= end:
-                return
+                break
+        generation = self._hub.generation if self._hub.connected.is_set() else None
+        self._seen[prompt_id] = _Seen(generation, self._output_nodes(workflow))
+
+    def _output_nodes(self, workflow: Workflow) -> frozenset[str]:
+        """The workflow's output nodes (``output_node`` in this server's ``/object_info``, read once per server)."""
+        info = self.client.object_info()
+        return frozenset(nid for nid, node in workflow.nodes.items()
+                         if isinstance(spec := info.get(node.get("class_type")), Mapping) and spec.get("output_node"))
 
     def _unlisten(self, prompt_id: str) -> None:
         self._hub.remove(prompt_id)
+        self._seen.pop(prompt_id, None)
 
     def _wait(self, prompt_id: str, deadline: Deadline, on_progress: ProgressCallback | None) -> JsonDict:
-        q = self._hub.get(prompt_id)
+        q, seen = self._hub.get(prompt_id), self._seen[prompt_id]
         assert q is not None
         state: JsonDict = {}
         next_poll = deadline.started + (SAFETY_POLL if self._hub.connected.is_set() else 0.005)
@@ -335,8 +393,11 @@ class WebSocketExecutor(ComfyUIExecutor):
                 kind, data = None, {}
             if kind == "progress" and on_progress is not None:
                 self._report(on_progress, prompt_id, data)
+            elif kind in _OUTPUT_EVENTS:
+                seen.take(kind, data)
             if job_finished(kind, data):
-                entry = self._history_after_event(prompt_id, deadline)
+                entry = seen.entry(self._hub.generation) if kind == "execution_success" else None
+                entry = entry or self._history_after_event(prompt_id, deadline)
                 if entry is not None:
                     return entry
                 next_poll = min(next_poll, time.monotonic() + POLL_MIN)  # not there yet: poll, tolerating errors

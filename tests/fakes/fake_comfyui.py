@@ -92,6 +92,7 @@ class FakeComfyUI:
         self.script: dict[str, deque[Any]] = {}
         self.ws_redirect: str | None = None  # answer /ws with 302 to this URL
         self.foreign_events = False  # also send every client events of prompts that are not theirs
+        self.cached_nodes: list[str] = []  # reported in execution_cached, and sent no executed event (as older servers did)
         self.echo_headers = False  # error bodies echo the request's headers (as some proxies do)
         self.released = threading.Event()  # ends every "stall"
         self.submitted: list[dict[str, Any]] = []
@@ -239,7 +240,7 @@ class FakeComfyUI:
         if self.drop_ws_on_start > 0:
             self.drop_ws_on_start -= 1
             self.drop_sockets()
-        self._emit(cid, "execution_cached", {"nodes": [], "prompt_id": pid, "timestamp": ts})
+        self._emit(cid, "execution_cached", {"nodes": list(self.cached_nodes), "prompt_id": pid, "timestamp": ts})
         outputs: dict[str, Any] = {}
         messages: list[Any] = [["execution_start", {"prompt_id": pid, "timestamp": ts}]]
         status = "success"
@@ -275,7 +276,8 @@ class FakeComfyUI:
             out = self._outputs(node)
             if out:
                 outputs[nid] = out
-                self._emit(cid, "executed", {"node": nid, "output": out, "prompt_id": pid})
+                if nid not in self.cached_nodes:
+                    self._emit(cid, "executed", {"node": nid, "output": out, "prompt_id": pid})
         end = time.perf_counter()
         self.busy.append((start, end))
         if self._stopped.is_set():

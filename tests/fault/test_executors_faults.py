@@ -24,9 +24,48 @@ def wf(workflows):
 @BOTH
 def test_history_lagging_behind_success_event(cls, fake_comfy, wf):
     fake_comfy.history_lag = 0.3
+    fake_comfy.cached_nodes = ["3"]  # an output node cached by an older server: no event, so /history is read
     with cls(fake_comfy.url) as ex:
         r = ex.execute(wf, {"width": 4}, timeout=10)
     assert r.status == "completed" and r.images_by_var["inverted"]
+    assert ("GET", f"/history/{r.prompt_id}") in fake_comfy.requests
+
+
+def _history_reads(fake_comfy, prompt_id: str) -> int:
+    return sum(1 for m, p in fake_comfy.requests if p == f"/history/{prompt_id}")
+
+
+@pytest.mark.parametrize("cached", [[], ["1", "2"]])
+def test_websocket_outputs_come_from_the_prompts_own_events(fake_comfy, wf, cached):
+    """One connection saw the whole prompt end in success: its executed events are the history entry's outputs.
+
+    Cached nodes that are not output nodes (a model loader) never have an output to tell.
+    """
+    fake_comfy.cached_nodes = cached
+    with HttpExecutor(fake_comfy.url) as http, WebSocketExecutor(fake_comfy.url) as ws:
+        by_history, by_events = http.execute(wf, {"width": 4}, timeout=10), ws.execute(wf, {"width": 4}, timeout=10)
+    assert by_events.status == "completed" and _history_reads(fake_comfy, by_events.prompt_id) == 0
+    shape = [(f.var, f.kind, f.node_id, f.type, f.subfolder) for f in by_history.files]
+    assert shape and [(f.var, f.kind, f.node_id, f.type, f.subfolder) for f in by_events.files] == shape
+    assert by_events.texts_by_var == by_history.texts_by_var
+
+
+@pytest.mark.parametrize("fault", ["dropped socket", "cached output node without its event", "failed prompt"])
+def test_websocket_reads_history_when_the_events_may_not_tell_all(fault, fake_comfy, wf):
+    fake_comfy.work_seconds = 0.2
+    if fault == "dropped socket":
+        fake_comfy.drop_ws_on_start = 1
+    elif fault == "cached output node without its event":
+        fake_comfy.cached_nodes = ["3"]
+    else:
+        wf = Workflow({"1": {"class_type": "Raise", "inputs": {"message": "boom"}}})
+    with WebSocketExecutor(fake_comfy.url) as ex:
+        r = ex.execute(wf, {}, timeout=10) if fault == "failed prompt" else ex.execute(wf, {"width": 4}, timeout=10)
+    assert _history_reads(fake_comfy, r.prompt_id) >= 1
+    if fault == "failed prompt":
+        assert r.status == "failed" and r.failure.kind == "execution" and "boom" in r.msg
+    else:
+        assert r.status == "completed" and r.images_by_var["inverted"]
 
 
 def test_websocket_drop_mid_job_falls_back_to_history(fake_comfy, wf):
@@ -144,6 +183,7 @@ def test_download_that_stops_midway_leaves_no_file(fake_comfy, wf, tmp_path):
 @BOTH
 def test_history_read_that_never_completes_ends_at_the_calls_limit(cls, fake_comfy, wf):
     fake_comfy.work_seconds = 0.2
+    fake_comfy.drop_ws_on_start = 1  # the socket's events are then not enough: /history is read
     fake_comfy.script["GET /history"] = deque(["stall"] * 10)
     with cls(fake_comfy.url) as ex:
         r = ex.execute(wf, {"width": 4}, timeout=2)
@@ -171,7 +211,7 @@ def test_websocket_ignores_other_clients_prompts(fake_comfy, wf):
     assert r.status == "completed" and r.images_by_var["inverted"]
     assert events and all(e.prompt_id == r.prompt_id for e in events)
     looked_up = {p for m, p in fake_comfy.requests if p.startswith("/history/")}
-    assert looked_up == {f"/history/{r.prompt_id}"}
+    assert looked_up <= {f"/history/{r.prompt_id}"}  # never another prompt's
 
 
 @BOTH

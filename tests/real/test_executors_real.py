@@ -12,6 +12,7 @@ from comfykit_batch import ComfyKit, MissingNodesError, ParameterError, Workflow
 from comfykit_batch.executors.comfyui_http import HttpExecutor
 from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
 from tests.helpers import png
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.real
 
@@ -75,6 +76,25 @@ def test_cached_identical_prompt_still_returns_outputs(executor, workflows):
     again = executor.execute(wf, {"width": 33}, timeout=60)
     assert first.status == again.status == "completed"
     assert again.images == first.images and again.images  # served from cache: the old file, still reported
+
+
+@pytest.mark.parametrize("name, params", [("invert.json", {"width": 34}), ("text.json", {"a": "x", "b": "y"}),
+                                          ("preview_and_save.json", {"color": 0x0000FF})])
+def test_websocket_outputs_from_events_are_the_history_entrys(real_comfy, workflows, name, params, monkeypatch):
+    """The socket's executed events stand for /history's outputs: the same, for a fresh and a fully cached prompt."""
+    wf = Workflow.from_file(workflows / name)
+    with WebSocketExecutor(real_comfy.url) as ex:
+        ex.prepare(wf)
+        read: list[str] = []
+        monkeypatch.setattr(ex.client, "history", lambda pid, **kw: read.append(pid))
+        for _ in range(2):  # the second is served from the server's cache
+            r = ex.execute(wf, params, timeout=60)
+            assert read == []  # the events told it all
+            assert r.status == "completed", r.msg
+            url = f"{real_comfy.url}/history/{r.prompt_id}"
+            wait_for(lambda url=url: requests.get(url, timeout=10).json())  # written just after the success event
+            entry = requests.get(url, timeout=10).json()[r.prompt_id]
+            assert r.outputs == entry["outputs"] and r.outputs
 
 
 def test_text_outputs(executor, workflows):

@@ -47,7 +47,9 @@ def test_executors_share_one_interface_and_one_error_family():
 
 
 #: exception classes that never leave the package (each caught where it is raised), with why
-INTERNAL = {"Stop": "ends an executor's wait; caught in the executor", "TooLarge": "a download refusal mapped to BackendError"}
+INTERNAL = {"Stop": "ends an executor's wait; caught in the executor", "TooLarge": "a download refusal mapped to BackendError",
+            "ProtocolError": "the HTTP pool's broken answer, mapped to BackendError by transport.mapped",
+            "ConnectTimeout": "the HTTP pool's connect timeout, mapped to BackendError by transport.mapped"}
 
 
 def test_every_public_exception_class_of_the_package_is_a_comfykit_error():
