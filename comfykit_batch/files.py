@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 1 << 20
 
@@ -41,12 +42,11 @@ def save_stream(chunks: Iterable[bytes], dest: Path, *, fsync: bool = False) -> 
     A reader sees the old file or the new one, never half of one; ``fsync`` also makes the new
     one survive a power cut (for the index, not for every output file).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
     tmp = dest.with_name(f".{dest.name}.part")  # one writer per destination: no random name needed
     try:
-        with open(tmp, "wb") as fh:
+        with _create(tmp) as fh:
             for chunk in chunks:
                 if chunk:
                     fh.write(chunk)
@@ -63,6 +63,15 @@ def save_stream(chunks: Iterable[bytes], dest: Path, *, fsync: bool = False) -> 
             pass
         raise
     return Saved(dest, size, digest.hexdigest())
+
+
+def _create(path: Path) -> BinaryIO:
+    """``path`` opened for writing, its folder made only when missing (a batch writes thousands of files into one)."""
+    try:
+        return open(path, "wb")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "wb")
 
 
 def sha256_file(path: Path, chunk: int = CHUNK) -> str | None:
