@@ -9,6 +9,8 @@ tells the caller which workflows run on RunningHub.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,10 @@ WorkflowSource = str | Path | Mapping[str, Any] | Workflow
 
 WEBAPP_PREFIX = "webapp:"
 RUNNINGHUB = "runninghub"
+#: parsed workflow files kept (by path, size and modification time), most recently used last
+FILE_CACHE_SIZE = 64
+_files: OrderedDict[tuple[str, int, int], Workflow] = OrderedDict()
+_files_lock = threading.Lock()
 
 
 def is_runninghub_id(source: Any) -> bool:
@@ -68,7 +74,7 @@ def resolve_workflow(source: WorkflowSource) -> Workflow:
     if isinstance(source, Mapping):
         return Workflow(source)
     if isinstance(source, os.PathLike):
-        return Workflow.from_file(source)
+        return workflow_file(source)
     if not isinstance(source, str):
         raise WorkflowError(
             f"a workflow is a path, URL, dict, RunningHub id or webapp:<id>, not {type(source).__name__}"
@@ -82,7 +88,36 @@ def resolve_workflow(source: WorkflowSource) -> Workflow:
         return remote_workflow(source)
     if is_url(source):
         return download_workflow(source)
-    return Workflow.from_file(source)
+    return workflow_file(source)
+
+
+def workflow_file(path: str | os.PathLike[str]) -> Workflow:
+    """A workflow file, parsed once while it stays the same (same size and modification time).
+
+    The library is called with a path per job (``kit.execute("flow.json", ...)``): reading and
+    parsing it each time was most of a small job's client CPU. A ``Workflow`` is never changed by
+    running it (binding copies the prompt), so one object serves every call (a RunningHub
+    workflow file is the exception: it is filled in when it runs, so it is never shared).
+    """
+    p = Path(path).expanduser()
+    try:
+        st = p.stat()
+    except OSError:
+        return Workflow.from_file(p)  # says in one line what is wrong with the path
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    with _files_lock:
+        found = _files.get(key)
+        if found is not None:
+            _files.move_to_end(key)
+            return found
+    wf = Workflow.from_file(p)
+    if is_remote(wf):
+        return wf  # its nodes are fetched into it when it runs: each call gets its own
+    with _files_lock:
+        _files[key] = wf
+        while len(_files) > FILE_CACHE_SIZE:
+            _files.popitem(last=False)
+    return wf
 
 
 def download_workflow(url: str) -> Workflow:

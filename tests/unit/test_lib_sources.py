@@ -108,3 +108,32 @@ def test_unreachable_host_and_bad_json_keep_the_query_out(web: str):
     with pytest.raises(WorkflowError, match="not valid JSON") as err:
         resolve_workflow(f"{web}/broken.json?token=SECRET")
     assert "SECRET" not in str(err.value)
+
+
+def test_a_workflow_file_is_parsed_once_while_it_stays_the_same(tmp_path, monkeypatch):
+    import os
+
+    from comfykit_batch import sources
+
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps({"1": {"class_type": "EmptyImage", "inputs": {"width": 8}, "_meta": {"title": "$width"}}}))
+    parsed = []
+    real = Workflow.from_file.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(Workflow, "from_file", classmethod(lambda cls, p: parsed.append(p) or real(cls, p)))
+    first = resolve_workflow(str(path))
+    assert resolve_workflow(str(path)) is first and resolve_workflow(path) is first and len(parsed) == 1
+    path.write_text(json.dumps({"1": {"class_type": "EmptyImage", "inputs": {"height": 9}, "_meta": {"title": "$height"}}}))
+    os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock's resolution
+    changed = resolve_workflow(str(path))
+    assert changed is not first and list(changed.parameters) == ["height"] and len(parsed) == 2
+    for i in range(sources.FILE_CACHE_SIZE + 1):  # the cache stays bounded
+        other = tmp_path / f"f{i}.json"
+        other.write_text(path.read_text())
+        resolve_workflow(str(other))
+    assert len(sources._files) == sources.FILE_CACHE_SIZE
+
+
+def test_a_runninghub_workflow_file_is_never_shared(tmp_path):
+    path = tmp_path / "rh.json"
+    path.write_text(json.dumps({"_source": "RunningHub", "_workflow_id": "7", **NODES}))
+    assert resolve_workflow(str(path)) is not resolve_workflow(str(path))
