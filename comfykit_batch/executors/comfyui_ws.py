@@ -40,7 +40,7 @@ logger = logging.getLogger("comfykit_batch.comfyui.ws")
 _DROPPED = "_dropped"
 _DONE_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 #: the events that tell a prompt's outputs (see ``_Seen``)
-_OUTPUT_EVENTS = frozenset({"executed", "execution_cached"})
+_OUTPUT_EVENTS = frozenset({"execution_start", "executed", "execution_cached"})
 _REDIRECTS = frozenset({HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
                         HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT})
 #: the event types a waiting job acts on (``job_finished``, its outputs, and ``progress`` when asked for)
@@ -296,8 +296,9 @@ class _Seen:
     """What one connection of the socket told of one prompt: its outputs, as the server writes them to ``/history``.
 
     ComfyUI writes a node's UI output to the history entry exactly when it sends that node's
-    ``executed`` event (an output node served from cache included, with its cached output). So
-    when one connection saw the prompt from before it was submitted to ``execution_success``, the
+    ``executed`` event (an output node served from cache included, with its cached output), and
+    sends a prompt's events in order on the socket registered for its client id. So when one
+    connection saw the prompt from its ``execution_start`` to its ``execution_success``, the
     events hold the entry's outputs, and the ``/history`` request is skipped: one request less per
     job for client and server. Servers from before ComfyUI's 2024 execution rewrite put a cached
     output node's output in the history without an event: a cached output node (per
@@ -305,7 +306,7 @@ class _Seen:
     error, a reconnect, or no socket at all.
     """
 
-    __slots__ = ("cached", "executed", "generation", "output_nodes", "outputs")
+    __slots__ = ("cached", "executed", "generation", "output_nodes", "outputs", "started")
 
     def __init__(self, generation: int | None, output_nodes: frozenset[str]) -> None:
         self.generation = generation  # the connection that was up when the prompt was submitted (None: none was)
@@ -313,9 +314,12 @@ class _Seen:
         self.outputs: JsonDict = {}
         self.executed: set[str] = set()
         self.cached: set[str] = set()
+        self.started = False
 
     def take(self, kind: str, data: Mapping[str, Any]) -> None:
-        if kind == "executed":
+        if kind == "execution_start":
+            self.started = True
+        elif kind == "executed":
             node, output = str(data.get("node")), data.get("output")
             self.executed.add(node)
             if isinstance(output, dict) and output:
@@ -325,7 +329,9 @@ class _Seen:
 
     def entry(self, generation: int) -> JsonDict | None:
         """The history entry the events amount to after ``execution_success``, or None if they may be incomplete."""
-        if self.generation is None or generation != self.generation or not self.cached & self.output_nodes <= self.executed:
+        if self.generation is None or generation != self.generation or not self.started:
+            return None
+        if not self.cached & self.output_nodes <= self.executed:
             return None
         return {"outputs": self.outputs, "status": {"status_str": "success", "completed": True, "messages": []}}
 

@@ -81,8 +81,10 @@ class FakeComfyUI:
         self.history_lag = 0.0  # seconds between execution_success and the history entry (the race)
         self.drop_ws_on_start = 0  # drop every socket when the next N prompts start executing
         self.send_events = True
+        self.muted_events: set[str] = set()  # event types never sent (as if the socket joined mid-prompt)
         self.output_size = 0  # >0: SaveImage outputs are files of this many bytes (streamed)
-        self.die_after: int | None = None  # stop serving after this many prompts finished
+        self.die_after: int | None = None  # stop serving once this many output files were fetched (prompts done whole)
+        self.views = 0  # output files served whole
         self.requests: list[tuple[str, str]] = []
         self.headers: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of every request
         # Scripted answers, by "METHOD /route" ("GET /history", "POST /prompt", "GET /view", "GET /ws", ...):
@@ -106,6 +108,7 @@ class FakeComfyUI:
         self._interrupt: set[str] = set()
         self._cond = threading.Condition()
         self._ws: list[_WsClient] = []
+        self._ws_lock = threading.Lock()  # a socket is registered before its handshake's answer goes out, as in ComfyUI
         self._conns: set[socket.socket] = set()
         self._counter = 0
         self._port = port
@@ -184,11 +187,13 @@ class FakeComfyUI:
                 self._cond.notify_all()
 
     def _emit(self, client_id: str, kind: str, data: dict) -> None:
-        if not self.send_events:
+        if not self.send_events or kind in self.muted_events:
             return
         payload = json.dumps({"type": kind, "data": data}).encode()
         foreign = json.dumps({"type": kind, "data": {**data, "prompt_id": "other-" + str(data.get("prompt_id"))}}).encode()
-        for c in list(self._ws):
+        with self._ws_lock:
+            clients = list(self._ws)
+        for c in clients:
             if c.client_id == client_id and c.alive:
                 if self.foreign_events:
                     c.send(foreign)
@@ -229,9 +234,14 @@ class FakeComfyUI:
             self._execute(pid, prompt, cid)
             with self._cond:
                 self._running = None
-            if self.die_after is not None and len(self.finished_at) >= self.die_after:
-                threading.Thread(target=self.stop, daemon=True).start()
-                return
+
+    def viewed(self) -> None:
+        """One output file served whole: the server dies here if it is told to (``die_after``)."""
+        with self._cond:
+            self.views += 1
+            dying = self.die_after is not None and self.views == self.die_after
+        if dying:
+            threading.Thread(target=self.stop, daemon=True).start()
 
     def _execute(self, pid: str, prompt: dict, cid: str) -> None:
         start = time.perf_counter()
@@ -426,8 +436,11 @@ class _Handler(BaseHTTPRequestHandler):
             if data is None:
                 return self._send(404, b"not found", "text/plain")
             if isinstance(data, int):
-                return self._stream_bytes(data)
-            return self._send(200, data, "image/png")
+                self._stream_bytes(data)
+            else:
+                self._send(200, data, "image/png")
+            app.viewed()
+            return None
         return self._send(404, b"404", "text/plain")
 
     def _stream_bytes(self, size: int) -> None:
@@ -496,17 +509,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _websocket(self, client_id: str) -> None:
         key = self.headers.get("Sec-WebSocket-Key", "")
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        self.send_response(101)
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.end_headers()
-        self.wfile.flush()
         client = _WsClient(self.connection, client_id)
-        status = {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id}}
-        client.send(json.dumps(status).encode())
-        client.send(struct.pack(">II", 1, 2) + PNG_1PX, opcode=2)  # a binary preview frame, to be ignored
-        self.app._ws.append(client)
+        with self.app._ws_lock:  # no event of a prompt this client submits next can go out before it is registered
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
+            status = {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id}}
+            client.send(json.dumps(status).encode())
+            client.send(struct.pack(">II", 1, 2) + PNG_1PX, opcode=2)  # a binary preview frame, to be ignored
+            self.app._ws.append(client)
         try:
             while client.alive:
                 head = self.rfile.read(2)

@@ -142,7 +142,8 @@ def test_a_batch_whose_only_backend_stays_down_stops_with_its_index(tmp_path, wo
         out = capsys.readouterr().out
         assert "stopped: every backend is down" in out and "not run" in out and "dropped" in out
         jobs = _index(tmp_path)
-        assert 1 <= sum(1 for j in jobs if j["status"] == "completed") <= 3, "what finished before it died is kept"
+        # what finished before it died is kept: a job completes once its file came whole (the server dies at the 3rd)
+        assert 3 <= sum(1 for j in jobs if j["status"] == "completed") <= dying.views
     finally:
         dying.stop()
 
