@@ -7,7 +7,10 @@ the skip phase (open the store, walk the sweep, check each job's record and file
 The store alone: a million realistic records written through ``record()`` (per-job cost, then the
 ``index.json`` export), then a fresh process opens the store and walks every id (``walk``, the
 resume's path, and ``settled`` one id at a time), the cost of making the ids taken out.
-Resume at 1M: a finished 1000 x 1000 sweep's skip phase (manifest, sweep walk, store, a stat per job).
+Resume at 1M: a finished 1000 x 1000 sweep's skip phase (manifest, sweep walk, store, files check), the
+records written as a run writes them (each with its position in the sweep). ``--resume-only`` measures that
+alone; with ``--real-files`` every record names a file of its own (an empty one per job, created for it),
+so the files check lists a folder of a million names.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def _record(i: int) -> dict:
     finished batch) without a million files to create.
     """
     jid = _id(i)
-    return {"id": jid, "workflow": "w", "params": {"width": i % 1000, "height": i // 1000}, "repeat": 0, "seeds": {},
+    return {"id": jid, "seq": i, "workflow": "w", "params": {"width": i % 1000, "height": i // 1000}, "repeat": 0, "seeds": {},
             "backend": "b0", "status": "completed", "attempts": 1, "prompt_id": f"{i:032x}",
             "started": 1764100000.0 + i, "finished": 1764100000.5 + i, "duration": 0.5,
             "files": [{"var": "image", "kind": "image", "path": SHARED_FILE, "size": 1234,
@@ -81,9 +84,11 @@ def _record(i: int) -> dict:
 
 
 def child_store_write(folder: str, n: int) -> None:
+    """Records written as a run writes them: each with its position, under a sweep's signature."""
     from comfykit_batch.batch.store import ResultStore
 
     store = ResultStore(Path(folder), "scale").open()
+    store.use_sweep(hashlib.sha256(b"scale").hexdigest()[:20])
     (Path(folder) / SHARED_FILE).parent.mkdir(parents=True)
     (Path(folder) / SHARED_FILE).write_bytes(bytes(1234))
     t0 = time.perf_counter()
@@ -132,30 +137,37 @@ def measure_store(n: int) -> dict:
             "resume_peak_rss_mb": round(r["rss_mb"], 1)}
 
 
-def child_build(manifest: str) -> None:
-    """Record every job of a manifest's sweep (realistic records naming one shared file), as a finished run would."""
+def child_build(manifest: str, real_files: bool = False) -> None:
+    """Record every job of a manifest's sweep (realistic records naming one shared file, or an empty file of
+    its own with ``real_files``), as a finished run would: under the sweep's signature, with positions."""
     from comfykit_batch.batch.session import prepare
     from comfykit_batch.batch.store import ResultStore
 
     prepared = prepare(manifest)
     m = prepared.manifest
     store = ResultStore(m.output, m.name).open(m.text)
+    store.use_sweep(prepared.sweep.signature)
     (store.root / SHARED_FILE).parent.mkdir(parents=True, exist_ok=True)
     (store.root / SHARED_FILE).write_bytes(bytes(1234))
     n = 0
     for n, job in enumerate(prepared.sweep, 1):
         rec = _record(n)
-        rec["id"], rec["params"] = job.id, dict(job.params)
+        rec["id"], rec["seq"], rec["params"] = job.id, job.seq, dict(job.params)
+        if real_files:
+            path = store.path_for(job.workflow, job.id, "image", 0, "x.png")
+            path.touch()
+            rec["files"][0].update(path=store.relative(path), size=0)
         store.record(rec)
     store.close()
     emit({"jobs": n})
 
 
-def measure_resume(side: int) -> dict:
-    """The skip phase of resuming a finished side x side sweep: manifest, sweep walk, store, one stat per job."""
+def measure_resume(side: int, real_files: bool = False) -> dict:
+    """The skip phase of resuming a finished side x side sweep: manifest, sweep walk, store, files check."""
     with workdir() as tmp:
         m = write_manifest(Path(tmp), [], {"width": list(range(1, side + 1)), "height": list(range(1, side + 1))})
-        built = run_child(["-m", "bench.scale", "--child", "build", "--manifest", str(m)], timeout=3600)
+        extra = ["--real-files"] if real_files else []
+        built = run_child(["-m", "bench.scale", "--child", "build", "--manifest", str(m), *extra], timeout=3600)
         r = run_child(["-m", "bench.scale", "--child", "skip", "--manifest", str(m)], timeout=3600)
     return {"jobs": built["jobs"], "pending": r["pending"], "wall_s": round(r["wall"], 2), "peak_rss_mb": round(r["rss_mb"], 1)}
 
@@ -212,17 +224,22 @@ def main() -> None:
     p.add_argument("--manifest")
     p.add_argument("--extra", action="append", default=[])
     p.add_argument("--jobs", type=int, default=100_000)
+    p.add_argument("--resume-only", action="store_true", help="only the skip phase of resuming a finished 1000 x 1000 sweep")
+    p.add_argument("--real-files", action="store_true", help="each record names an empty file of its own")
     a = p.parse_args()
     if a.child == "cli":
         return child_cli(a.manifest, *a.extra)
     if a.child == "skip":
         return child_skip(a.manifest)
     if a.child == "build":
-        return child_build(a.manifest)
+        return child_build(a.manifest, a.real_files)
     if a.child == "store-write":
         return child_store_write(a.manifest, a.jobs)
     if a.child == "store-resume":
         return child_store_resume(a.manifest, a.jobs)
+    if a.resume_only:
+        print(measure_resume(1000, a.real_files))
+        return
     out = measure(a.jobs)
     save("scale", out)
     for k, v in out.items():

@@ -21,11 +21,12 @@ from .store import DB, JOURNAL, MANIFEST_COPY, ResultStore, _truncate, part_dirs
 
 logger = logging.getLogger("comfykit_batch.batch.merge")
 
+# A part's rows keep their position in the sweep (``index_db``), so the folder's resume is by position too.
 FOLD = (
-    "INSERT INTO main.jobs(id, status, transient, files, line) "
-    "SELECT id, status, transient, files, line FROM part.jobs WHERE true ORDER BY n "
+    "INSERT INTO main.jobs(id, status, transient, files, line, seq, sweep) "
+    "SELECT id, status, transient, files, line, seq, sweep FROM part.jobs WHERE true ORDER BY n "
     "ON CONFLICT(id) DO UPDATE SET status=excluded.status, transient=excluded.transient, "
-    "files=excluded.files, line=excluded.line "
+    "files=excluded.files, line=excluded.line, " + db.KEEP_POSITION + " "
     "WHERE excluded.status = 'completed' OR jobs.status <> 'completed'"
 )
 
@@ -59,7 +60,8 @@ def fold_parts(conn: sqlite3.Connection, root: Path) -> int:
     """Fold every changed part into ``conn`` (the folder's index); returns how many were folded.
 
     A part's journal (a shard killed before its last commit) is committed into the part first, so
-    nothing a shard finished is missed. Parts must not be running while this runs.
+    nothing a shard finished is missed (``db.connect`` also gives a part made before positions its
+    columns, so the fold can read them). Parts must not be running while this runs.
     """
     folded = 0
     for part in part_dirs(root):

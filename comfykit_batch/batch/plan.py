@@ -30,11 +30,16 @@ SAMPLE_RECORDS = 200
 
 
 class StoreView(Protocol):
-    """What the plan reads from an output folder's ``ResultStore``: the resume's own walk, and sample records."""
+    """What the plan reads from an output folder's ``ResultStore``: the resume's own walk, and sample records.
+
+    ``walk`` may give None for the job of a ``COMPLETED`` state (a whole sweep walked by position: the
+    store knew that job completed without making it); ``records`` is read for samples only then.
+    """
 
     def __len__(self) -> int: ...
-    def walk(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, str]]: ...
+    def walk(self, jobs: Iterable[Job]) -> Iterator[tuple[Job | None, str]]: ...
     def get(self, job_id: str) -> dict[str, Any] | None: ...
+    def records(self) -> Iterator[dict[str, Any]]: ...
 
 
 @dataclass
@@ -221,8 +226,8 @@ def rerun_counts(jobs: Iterable[Job], store: StoreView, on_progress: CountProgre
     """Walk the selected jobs against the store: what would be skipped, re-tried, or run for the first time."""
     r = Rerun()
     seen = 0
-    sizes: list[int] = []
-    lengths: list[int] = []
+    samples: dict[str, dict[str, Any]] = {}  # completed records, by id
+    by_position = 0  # completed jobs the walk knew by their position: they come without their job
     for n, (job, state) in enumerate(store.walk(jobs), 1):  # the states a resume sees, read as it reads them
         if state == NEW:
             r.new += 1
@@ -233,17 +238,30 @@ def rerun_counts(jobs: Iterable[Job], store: StoreView, on_progress: CountProgre
             r.transient += state == TRANSIENT
         elif state == COMPLETED:
             r.completed += 1
-            if len(sizes) < SAMPLE_RECORDS and (rec := store.get(job.id)) is not None:
-                sizes.append(_file_bytes(rec))
-                lengths.append(len(json.dumps(rec, ensure_ascii=False, default=str)))
+            if job is None:
+                by_position += 1
+            elif len(samples) < SAMPLE_RECORDS and (rec := store.get(job.id)) is not None:
+                samples[job.id] = rec
         else:
             r.missing_files += 1
         if on_progress is not None and n % 65536 == 0:
             on_progress(n, 0)
+    if by_position and len(samples) < SAMPLE_RECORDS:
+        _sample_records(store, samples)
     r.not_in_sweep = len(store) - seen if whole_sweep else None
-    r.bytes_per_job = sum(sizes) / len(sizes) if sizes else None
-    r.record_bytes = sum(lengths) / len(lengths) if lengths else None
+    if samples:
+        r.bytes_per_job = sum(_file_bytes(rec) for rec in samples.values()) / len(samples)
+        r.record_bytes = sum(len(json.dumps(rec, ensure_ascii=False, default=str)) for rec in samples.values()) / len(samples)
     return r
+
+
+def _sample_records(store: StoreView, samples: dict[str, dict[str, Any]]) -> None:
+    """Add the first completed records of the index to ``samples``, up to ``SAMPLE_RECORDS``."""
+    for rec in store.records():
+        if len(samples) >= SAMPLE_RECORDS:
+            return
+        if rec.get("status") == "completed":
+            samples.setdefault(str(rec.get("id")), rec)
 
 
 def _human(n: float) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,10 +100,26 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
 
 
 # -- choosing the jobs of this run ---------------------------------------------------------------
-def _selected(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], int | None]:
+@dataclass
+class _Selection:
+    """The jobs a run is about, and the sweep they come from (their records keep their position in it).
+
+    When the run takes the whole sweep, ``jobs`` is the ``Sweep`` itself: the store then walks it by
+    position, skipping the jobs it knows completed without making them (``ResultStore.walk``).
+    """
+
+    sweep: Sweep
+    jobs: Iterable[Job]
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.jobs)
+
+
+def _selected(prepared: Prepared, options: RunOptions) -> tuple[_Selection, int | None]:
     """The sweep's jobs this run is about (``--only``, ``--shard``, ``--limit``); their number when known without counting."""
     sweep = prepared.sweep
     known: int | None = None
+    jobs: Iterable[Job] = sweep
     if options.only:
         wanted = set(options.only)
         found = [j for j in sweep if j.id in wanted]
@@ -111,20 +127,18 @@ def _selected(prepared: Prepared, options: RunOptions) -> tuple[Iterator[Job], i
         if unknown:
             raise UsageError(f"--only: {len(unknown)} id(s) not in this sweep: {', '.join(sorted(unknown)[:5])}"
                              " (see --dry-run for the ids)")
-        jobs: Iterator[Job] = iter(found)
+        jobs = found
         known = len(found)
-    else:
-        jobs = iter(sweep)
     if options.shard is not None:
         shard = options.shard
         jobs = (j for j in jobs if shard.contains(j.id))
     if options.limit is not None:
         jobs = itertools.islice(jobs, options.limit)
-    return jobs, known
+    return _Selection(sweep, jobs), known
 
 
 def _wanted(prepared: Prepared, options: RunOptions,
-            on_count: Callable[[int, int], None] | None = None) -> tuple[Iterator[Job], int]:
+            on_count: Callable[[int, int], None] | None = None) -> tuple[_Selection, int]:
     """``_selected`` and how many jobs that is (for a shard, an estimate: the summary counts exactly)."""
     jobs, known = _selected(prepared, options)
     total = prepared.sweep.count(on_count) if known is None else known
@@ -144,19 +158,19 @@ class _Walk:
     jobs: int = 0  # every job of this run's selection, settled earlier or not
 
 
-def _pending(jobs: Iterator[Job], store: ResultStore, options: RunOptions, progress: Progress, walk: _Walk) -> Iterator[Job]:
+def _pending(jobs: _Selection, store: ResultStore, options: RunOptions, progress: Progress, walk: _Walk) -> Iterator[Job]:
     """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run."""
-    for job, state in store.walk(jobs, verify=options.verify):
+    store.use_sweep(jobs.sweep.signature)  # what this run records is of this sweep: each job's seq is a position in it
+    for job, state in store.walk(jobs.jobs, verify=options.verify):
         walk.jobs += 1
-        if state == NEW:
-            yield job
-            continue
-        walk.seen_recorded += 1
-        if state == COMPLETED:
+        if state != NEW:
+            walk.seen_recorded += 1
+        if state == COMPLETED:  # the job may be None: the store knew it completed by its position
             progress.skipped += 1
         elif state == FAILED and not options.retry_failed:
             progress.failed_earlier += 1
-        else:  # MISSING files, a TRANSIENT failure, or --retry-failed
+        else:  # NEW, MISSING files, a TRANSIENT failure, or --retry-failed
+            assert job is not None, "walk gives every job it does not know completed"
             yield job
 
 

@@ -7,6 +7,10 @@ resume therefore reads only the rows it asks about, never the whole index into m
 million-job folder opens in milliseconds. ``index.json`` (one record per line) is the readable
 export, written by ``flush()``/``close()`` and by ``merge``.
 
+A resume of a whole sweep is by position: each row notes the job's place in the sweep under the
+sweep's signature (``use_sweep``), so ``walk`` skips the positions known completed without making
+their jobs, and checks their files against one listing per folder instead of a ``stat`` each.
+
 A sharded run (``part=Shard``) keeps its own sqlite and journal in ``parts/0003-of-0064/`` so
 shards never write the same file; it skips a job completed in any part, so the shard count may
 change between runs. The unsharded store folds every part into its own index when it opens
@@ -21,6 +25,7 @@ downloads in progress stay on local disk (``local``), each finished file is put 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -31,11 +36,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from ..files import safe_extension, safe_name, save_stream, sha256_file
 from . import index_db as db
 from .remote import RemoteFolder, is_remote, local_home
+from .sweep import Job, Sweep
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
@@ -47,9 +53,13 @@ NEW, COMPLETED, MISSING, FAILED, TRANSIENT = "new", "completed", "missing", "fai
 FLUSH_EVERY = 30.0  # seconds between checkpoints (sqlite committed, journal emptied)
 # A finished job waits in memory (and in the journal) for its sqlite commit this long, or until this
 # many are waiting: ids are hashes, so each row dirties a random page of the id index, and big
-# batches share pages (a million-job index: 20 us a job in batches of 5,000, 36 us in 1,000).
+# batches share pages (a million-job index: 4.3 us a job in batches of 20,000, 6 us in 5,000).
 COMMIT_EVERY = 5.0
-COMMIT_ROWS = 5000
+COMMIT_ROWS = 20000
+# A walk by position finds the jobs not placed in the sweep by id: one lookup each, unless they are more than
+# this many (a first resume after the sweep or this program changed), then by reading them in written order.
+READ_AHEAD_ROWS = 50_000
+ADOPT_ROWS = 20000  # positions noted per transaction by a walk that found completed jobs by id
 
 logger = logging.getLogger("comfykit_batch.batch.store")
 
@@ -97,7 +107,8 @@ class ResultStore:
         self.home = self.root / PARTS / part_name(part) if part is not None else self.root
         self._conn: sqlite3.Connection | None = None
         self._others: list[sqlite3.Connection] = []
-        self._pending: dict[str, tuple[str, str, int | None, str, str]] = {}
+        self._pending: dict[str, db.Row] = {}
+        self._sweep: str | None = None  # the signature of the sweep whose positions records' ``seq`` are
         self._lock = threading.Lock()
         self._journal: Any = None
         self._last_commit = self._last_flush = time.monotonic()
@@ -123,7 +134,7 @@ class ResultStore:
             self._others = [c for c in (db.connect_ro(p) for p in other_dbs(self.root, self.home)) if c is not None]
         if manifest_text is not None:
             self._write_manifest(manifest_text)
-        self._journal = open(self.home / JOURNAL, "a", encoding="utf-8")
+        self._journal = open(self.home / JOURNAL, "ab", buffering=0)  # unbuffered: one write() a line, nothing held back
         return self
 
     def _pull(self) -> None:
@@ -306,30 +317,126 @@ class ResultStore:
         rows = self._rows(job_ids)
         return [self._settled_row(rows.get(i), retry_failed, verify) for i in job_ids]
 
-    def walk(self, jobs: Iterable[J], *, verify: bool = False, chunk: int = 512) -> Iterator[tuple[J, str]]:
+    def use_sweep(self, signature: str) -> None:
+        """The records from now on are of the sweep signed ``signature``: their ``seq`` is kept as a position in it,
+        and a ``walk`` of that sweep notes the position of the completed jobs it had to find by id."""
+        with self._lock:
+            self._sweep = signature
+
+    def walk(self, jobs: Iterable[J], *, verify: bool = False, chunk: int = 512) -> Iterator[tuple[J | None, str]]:
         """``(job, state)`` for each job (anything with an ``id``), in order: the resume's fast path.
 
         States: ``NEW`` (no record), ``COMPLETED`` (files intact), ``MISSING`` (completed, but a
         file is gone or changed), ``FAILED`` and ``TRANSIENT`` (failed; ``error.transient``).
-        The records are read in the order they were written, alongside the jobs: a resumed sweep
-        asks in about that order, so most answers come from one sequential read (a few hundred ns a
-        job) instead of a lookup at a random place of the id index (a few us). The rest are
-        looked up by id, here and in the other parts.
+
+        Given a whole ``Sweep``, a job the index placed in it (same signature) as completed, with its
+        files there, is known by its position: it is not made (no parameters, no id) and comes as
+        ``(None, COMPLETED)``. The job is None for nothing else. Its files are checked against one
+        listing per folder (being there is the check; size and hash too with ``verify``).
+
+        The other jobs are looked up by id. Their records are read in the order they were written,
+        alongside the jobs: a resumed sweep asks in about that order, so most answers come from one
+        sequential read (a few hundred ns a job) instead of a lookup at a random place of the id
+        index (a few us). The rest are looked up by id, here and in the other parts.
         """
+        if isinstance(jobs, Sweep):
+            return cast(Iterator[tuple[J | None, str]], self._walk_sweep(jobs, verify, chunk))
+        return self._walk_ids(jobs, verify, chunk)
+
+    def _walk_ids(self, jobs: Iterable[J], verify: bool, chunk: int) -> Iterator[tuple[J | None, str]]:
         reader = self._reader()
         try:
             ahead = _ReadAhead(reader)
             it = iter(jobs)
             while batch := list(itertools.islice(it, chunk)):
-                ids = [j.id for j in batch]
-                rows = ahead.take(ids)
-                missing = [i for i in ids if i not in rows or rows[i][0] != "completed"]
-                if missing:
-                    rows.update(self._rows(missing))
-                yield from zip(batch, (self._state(rows.get(i), verify) for i in ids), strict=True)
+                rows = self._lookup(ahead, [j.id for j in batch])
+                yield from zip(batch, (self._state(rows.get(j.id), verify) for j in batch), strict=True)
         finally:
             if reader is not None:
                 reader.close()  # at once: an open reader keeps sqlite's WAL files beside the index
+
+    def _walk_sweep(self, sweep: Sweep, verify: bool, chunk: int) -> Iterator[tuple[Job | None, str]]:
+        """``walk`` of a whole sweep: by position where the index placed a completed job in it, by id for the rest."""
+        reader = self._reader()
+        try:
+            settled, unplaced = self._settled(reader, sweep, verify)
+            ahead = _ReadAhead(reader if unplaced > READ_AHEAD_ROWS else None, not_in=sweep.signature)
+            noter = _Noter(self, sweep.signature) if self._sweep == sweep.signature else None  # a run, not a dry run
+            held: list[Job | int] = []  # jobs to look up together, and the settled runs between them
+            jobs = 0
+            for item in sweep.iter_skipping(settled):
+                if isinstance(item, int) and not jobs:
+                    yield from itertools.repeat((None, COMPLETED), item)
+                    continue
+                held.append(item)
+                jobs += not isinstance(item, int)
+                if jobs >= chunk:
+                    yield from self._resolved(held, ahead, verify, noter)
+                    held, jobs = [], 0
+            yield from self._resolved(held, ahead, verify, noter)
+            if noter is not None:
+                noter.flush()
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _resolved(self, held: list[Job | int], ahead: _ReadAhead, verify: bool,
+                  noter: _Noter | None) -> Iterator[tuple[Job | None, str]]:
+        """The states of held jobs (looked up together), with the settled runs between them, in order."""
+        jobs = [j for j in held if not isinstance(j, int)]
+        rows = self._lookup(ahead, [j.id for j in jobs]) if jobs else {}
+        states = {j.id: self._state(rows.get(j.id), verify) for j in jobs}
+        if noter is not None:
+            noter.add(j for j in jobs if states[j.id] == COMPLETED)
+        for item in held:
+            if isinstance(item, int):
+                yield from itertools.repeat((None, COMPLETED), item)
+            else:
+                yield item, states[item.id]
+
+    def _lookup(self, ahead: _ReadAhead, ids: list[str]) -> dict[str, tuple[str, int | None, str]]:
+        """The rows of ``ids``: from the read-ahead window, the rest (and any not completed there) by id."""
+        rows = ahead.take(ids)
+        missing = [i for i in ids if i not in rows or rows[i][0] != "completed"]
+        if missing:
+            rows.update(self._rows(missing))
+        return rows
+
+    def _settled(self, reader: sqlite3.Connection | None, sweep: Sweep, verify: bool) -> tuple[bytearray, int]:
+        """1 at each position of ``sweep`` where the index placed a completed job whose files are there; and
+        how many rows the index has besides those (to be found by id)."""
+        settled = bytearray()
+        if reader is None:
+            return settled, 0
+        placed = 0
+        files_ok = self._files_check(verify)
+        for seq, files in db.completed_at(reader, sweep.signature, sweep.upper_bound()):
+            placed += 1
+            if files and not files_ok(files):
+                continue
+            try:
+                settled[seq] = 1
+            except IndexError:  # grown by doubling: a few copies in all
+                settled.extend(bytes(max(seq + 1 - len(settled), len(settled))))
+                settled[seq] = 1
+        return settled, db.count(reader) - placed
+
+    def _files_check(self, verify: bool) -> Callable[[str], bool]:
+        """How a walk by position checks a completed job's files: size and hash of each (``verify``), one listing
+        of a remote folder, else one listing of each local folder (see ``_Listing``)."""
+        if verify or self.remote is not None:
+            return functools.partial(self._files_ok, verify=verify)
+        return _Listing(self._root_sep).has_all
+
+    def _adopt(self, positions: list[tuple[int, str, str]]) -> None:
+        """Note ``(seq, sweep, id)`` of completed jobs found by id, so the next resume skips them by position.
+        A failure to write only leaves them to be found by id again."""
+        with self._lock:
+            try:
+                if self._conn is not None:
+                    db.adopt(self._conn, positions)
+            except (sqlite3.OperationalError, OSError) as exc:
+                logger.debug("positions of %d jobs not noted: %s", len(positions), exc)
 
     def _state(self, row: tuple[str, int | None, str] | None, verify: bool) -> str:
         if row is None:
@@ -379,10 +486,9 @@ class ResultStore:
     # -- writing -----------------------------------------------------------------------
     def record(self, rec: dict[str, Any]) -> None:
         """Keep one job's outcome: journal line now (the crash guarantee), sqlite in the next batch."""
-        row = db.row_of(rec)
+        row = db.row_of(rec, sweep=self._sweep)
         with self._lock:
-            self._journal.write(row[4] + "\n")
-            self._journal.flush()
+            _append(self._journal, (row[4] + "\n").encode("utf-8"))
             self._pending[row[0]] = row
             self._dirty = True
             now = time.monotonic()
@@ -439,6 +545,13 @@ class ResultStore:
             self._conn, self._others = None, []
 
 
+def _append(fh: Any, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file (a write to a nearly full disk may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[fh.write(view):]
+
+
 def _quietly(query: Callable[..., T], *args: Any) -> T | None:
     """A query of another shard's index: one that fails (being written on another node, a shared file
     system's stale view) reads as "not there", which costs at most a job run twice, never one skipped."""
@@ -450,17 +563,34 @@ def _quietly(query: Callable[..., T], *args: Any) -> T | None:
 
 
 class _ReadAhead:
-    """A window onto the records in written order, a batch ahead of the jobs being asked about."""
+    """A window onto the records in written order, a batch ahead of the jobs being asked about.
 
-    def __init__(self, conn: sqlite3.Connection | None, limit: int = 50_000) -> None:
-        self._rows: Iterator[tuple[str, str, int | None, str]] = (
-            iter(conn.execute("SELECT id, status, transient, files FROM jobs ORDER BY n")) if conn is not None else iter(()))
+    Read a page at a time, each page a statement of its own, so the walk holds no read transaction
+    while a long run consumes it (one would keep the writer's checkpoints from emptying the WAL).
+    Records written after the walk began are not read; ``not_in``: only the records not placed in
+    the sweep with this signature (a walk by position knows the others).
+    """
+
+    def __init__(self, conn: sqlite3.Connection | None, limit: int = 50_000, not_in: str | None = None) -> None:
+        self._conn = conn
         self._window: OrderedDict[str, tuple[str, int | None, str]] = OrderedDict()
         self._limit = limit
+        self._after = -(2**63)
+        self._last = (conn.execute("SELECT max(n) FROM jobs").fetchone()[0] if conn is not None else None) or self._after
+        self._sql = ("SELECT n, id, status, transient, files FROM jobs WHERE n > ? AND n <= ?"
+                     + (" AND sweep IS NOT ?" if not_in is not None else "") + " ORDER BY n LIMIT ?")
+        self._args: tuple[str, ...] = (not_in,) if not_in is not None else ()
+
+    def _read(self, count: int) -> list[tuple[int, str, str, int | None, str]]:
+        if self._conn is None or self._after >= self._last or not count:
+            return []
+        rows = self._conn.execute(self._sql, (self._after, self._last, *self._args, count)).fetchall()
+        self._after = rows[-1][0] if len(rows) == count else self._last
+        return rows
 
     def take(self, ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
-        for r in itertools.islice(self._rows, len(ids)):  # keep pace: as many records read as jobs asked
-            self._window[r[0]] = (r[1], r[2], r[3])
+        for r in self._read(len(ids)):  # keep pace: as many records read as jobs asked
+            self._window[r[1]] = (r[2], r[3], r[4])
         while len(self._window) > self._limit:  # records the walk never asks for (jobs no longer in the sweep)
             self._window.popitem(last=False)
         out = {}
@@ -469,6 +599,66 @@ class _ReadAhead:
             if row is not None:
                 out[i] = row
         return out
+
+
+class _Noter:
+    """The positions of completed jobs a run's walk found by id, noted in batches (``ResultStore._adopt``)."""
+
+    def __init__(self, store: ResultStore, signature: str) -> None:
+        self._store = store
+        self._signature = signature
+        self._waiting: list[tuple[int, str, str]] = []
+
+    def add(self, jobs: Iterable[Job]) -> None:
+        self._waiting += [(j.seq, self._signature, j.id) for j in jobs]
+        if len(self._waiting) >= ADOPT_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._waiting:
+            self._store._adopt(self._waiting)
+            self._waiting = []
+
+
+class _Listing:
+    """Which files the store's local folders hold, from one listing per folder instead of a ``stat`` per file.
+
+    A file appears under its final name only once complete (written under a temporary name, then
+    renamed), so being listed is the check (not its size: ``verify`` checks size and hash). A path
+    is kept as its ``hash()``, a few times less memory than the string (a million names: ~70 MB
+    instead of ~150 MB). Hashes are salted per process and never stored; a path absent from folders
+    holding n names passes for present with a chance of about n / 2**64.
+    """
+
+    def __init__(self, root_sep: str) -> None:
+        self._root = root_sep
+        self._paths: set[int] = set()  # hash(relative path) of every name of the folders listed
+        self._listed: set[str] = set()
+
+    def has_all(self, files: str) -> bool:
+        """Every file of a ``pack_files`` string is there (one file: the common case, first)."""
+        if "\n" not in files:
+            rel = files.partition("\t")[0]
+            return hash(rel) in self._paths or self.has(rel)  # the first test alone, for almost every job
+        return all(self.has(entry.partition("\t")[0]) for entry in files.split("\n"))
+
+    def has(self, rel: str) -> bool:
+        if hash(rel) in self._paths:
+            return True
+        folder = rel.rpartition(os.sep)[0]
+        if folder in self._listed:
+            return False
+        self._list(folder)
+        return hash(rel) in self._paths
+
+    def _list(self, folder: str) -> None:
+        self._listed.add(folder)
+        prefix = folder + os.sep if folder else ""
+        try:
+            with os.scandir(self._root + folder) as entries:
+                self._paths.update(hash(prefix + e.name) for e in entries)
+        except OSError:  # no such folder: none of its files is there
+            pass
 
 
 def export_index(conn: sqlite3.Connection | None, name: str, dest: Path) -> Path:
