@@ -481,6 +481,9 @@ class ResultStore:
         return Path(path)
 
     def relative(self, path: Path) -> str:
+        text = str(path)
+        if text.startswith(self._root_sep) and os.sep + ".." not in text:  # what path_for made: no relpath needed
+            return text[len(self._root_sep):]
         return os.path.relpath(path, self.root)
 
     # -- writing -----------------------------------------------------------------------
