@@ -67,6 +67,10 @@ class _Conn:
     def dropped(self) -> bool:
         """An idle kept-alive socket that is readable has been closed by the server (or sent junk): not reusable."""
         try:
+            if hasattr(select, "poll"):  # select() refuses descriptors past 1023; poll() has no such limit
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                return bool(poller.poll(0))
             return bool(select.select([self.sock], [], [], 0)[0])
         except (OSError, ValueError):
             return True

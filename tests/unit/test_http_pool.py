@@ -241,3 +241,27 @@ def test_https_is_verified(tls_server: tuple[str, Path], monkeypatch: pytest.Mon
     for path in ("/a", "/b"):
         assert json.loads(pool.request("GET", f"{url}{path}", timeout=TIMEOUT).content) == {"path": path}
     assert len(_Handler.connections) == 1
+
+
+def test_keep_alive_still_works_past_descriptor_1023(http_server: str) -> None:
+    """select() cannot watch a descriptor past 1023: a client with many files open must still reuse its connections."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1200
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        pool = HttpPool({}, maxsize=2)
+        for i in range(3):
+            assert json.loads(pool.request("GET", f"{http_server}/n/{i}", timeout=TIMEOUT).content) == {"path": f"/n/{i}"}
+        assert len(_Handler.connections) == 1
+        pool.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
