@@ -38,6 +38,14 @@ class ProtocolError(ConnectionError):
     """The server's answer broke off or is not HTTP/1.x: the connection is not used again."""
 
 
+class _NoAnswer(ProtocolError):
+    """The connection ended before any byte of an answer (a kept-alive socket the server had just closed)."""
+
+
+#: failures of a request on a kept-alive connection that the server cannot have answered (a GET is sent again)
+_BEFORE_ANSWER = (_NoAnswer, ConnectionResetError, BrokenPipeError)
+
+
 class ConnectTimeout(TimeoutError):
     """No connection within the connect timeout (the request was never sent)."""
 
@@ -215,12 +223,9 @@ class Response:
 
     def close(self) -> None:
         """Done with the answer: a body left unread means the connection cannot be reused."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            if self._left == 0 and not self._chunked and self._reusable:
-                self._origin.give_back(conn)
-            else:
-                conn.close()
+        if self._left != 0 or self._chunked:
+            self._reusable = False
+        self._finish()
 
     def __enter__(self) -> Response:
         return self
@@ -253,8 +258,10 @@ def _read_headers(reader: BinaryIO) -> Headers:
 def _status(line: bytes) -> tuple[int, bool]:
     """(status code, whether the connection may be kept) of a status line."""
     parts = line.split(None, 2)
+    if not line:
+        raise _NoAnswer("connection closed before an answer")
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise ProtocolError("not an HTTP/1.x answer" if line else "connection closed before an answer")
+        raise ProtocolError("not an HTTP/1.x answer")
     return int(parts[1]), parts[0] != b"HTTP/1.0"
 
 
@@ -285,22 +292,15 @@ class HttpPool:
         if body or method in ("POST", "PUT", "PATCH"):
             extra += f"Content-Length: {len(body)}\r\n"
         head = f"{method} {path} HTTP/1.1\r\nHost: {origin.host_header}\r\n{self._head}{extra}\r\n".encode("latin-1")
-        conn, reused = origin.take(timeout[0])
-        try:
-            r = self._exchange(conn, origin, method, head + body, timeout[1])
-        except (ProtocolError, ConnectionResetError, BrokenPipeError) as exc:
-            conn.close()
-            if not (reused and method == "GET" and _before_answer(exc)):
-                raise
-            conn, _ = origin.take(timeout[0])
+        for attempt in (1, 2):
+            conn, reused = origin.take(timeout[0])
             try:
                 r = self._exchange(conn, origin, method, head + body, timeout[1])
-            except BaseException:
+                break
+            except BaseException as exc:
                 conn.close()
-                raise
-        except BaseException:
-            conn.close()
-            raise
+                if attempt == 2 or not (reused and method == "GET" and isinstance(exc, _BEFORE_ANSWER)):
+                    raise
         if not stream:
             try:
                 r.content  # noqa: B018 - read now: the connection goes back to the pool
@@ -338,6 +338,3 @@ class HttpPool:
         self._origins.clear()
 
 
-def _before_answer(exc: BaseException) -> bool:
-    """The failure came before any byte of an answer (a kept-alive socket the server had just closed)."""
-    return not isinstance(exc, ProtocolError) or str(exc) == "connection closed before an answer"
