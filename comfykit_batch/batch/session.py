@@ -100,23 +100,12 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
 
 
 # -- choosing the jobs of this run ---------------------------------------------------------------
-@dataclass
-class _Selection:
-    """The jobs a run is about, and the sweep they come from (their records keep their position in it).
+def _selected(prepared: Prepared, options: RunOptions) -> tuple[Iterable[Job], int | None]:
+    """The sweep's jobs this run is about (``--only``, ``--shard``, ``--limit``); their number when known without counting.
 
-    When the run takes the whole sweep, ``jobs`` is the ``Sweep`` itself: the store then walks it by
-    position, skipping the jobs it knows completed without making them (``ResultStore.walk``).
+    A run of the whole sweep gets the ``Sweep`` itself: the store then walks it by position, skipping
+    the jobs it knows completed without making them (``ResultStore.walk``).
     """
-
-    sweep: Sweep
-    jobs: Iterable[Job]
-
-    def __iter__(self) -> Iterator[Job]:
-        return iter(self.jobs)
-
-
-def _selected(prepared: Prepared, options: RunOptions) -> tuple[_Selection, int | None]:
-    """The sweep's jobs this run is about (``--only``, ``--shard``, ``--limit``); their number when known without counting."""
     sweep = prepared.sweep
     known: int | None = None
     jobs: Iterable[Job] = sweep
@@ -134,11 +123,11 @@ def _selected(prepared: Prepared, options: RunOptions) -> tuple[_Selection, int 
         jobs = (j for j in jobs if shard.contains(j.id))
     if options.limit is not None:
         jobs = itertools.islice(jobs, options.limit)
-    return _Selection(sweep, jobs), known
+    return jobs, known
 
 
 def _wanted(prepared: Prepared, options: RunOptions,
-            on_count: Callable[[int, int], None] | None = None) -> tuple[_Selection, int]:
+            on_count: Callable[[int, int], None] | None = None) -> tuple[Iterable[Job], int]:
     """``_selected`` and how many jobs that is (for a shard, an estimate: the summary counts exactly)."""
     jobs, known = _selected(prepared, options)
     total = prepared.sweep.count(on_count) if known is None else known
@@ -158,10 +147,10 @@ class _Walk:
     jobs: int = 0  # every job of this run's selection, settled earlier or not
 
 
-def _pending(jobs: _Selection, store: ResultStore, options: RunOptions, progress: Progress, walk: _Walk) -> Iterator[Job]:
+def _pending(jobs: Iterable[Job], store: ResultStore, options: RunOptions, progress: Progress,
+             walk: _Walk) -> Iterator[Job]:
     """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run."""
-    store.use_sweep(jobs.sweep.signature)  # what this run records is of this sweep: each job's seq is a position in it
-    for job, state in store.walk(jobs.jobs, verify=options.verify):
+    for job, state in store.walk(jobs, verify=options.verify):
         walk.jobs += 1
         if state != NEW:
             walk.seen_recorded += 1
@@ -196,6 +185,7 @@ def run_manifest(
     store = _open_store(m, options.shard)
     try:
         refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
+        store.use_sweep(prepared.sweep.signature)  # what this run records is of this sweep: each seq a position in it
         jobs, total = _wanted(prepared, options)
         progress = Progress(total=total)
         walk = _Walk(recorded_before=len(store))
