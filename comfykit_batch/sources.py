@@ -27,9 +27,9 @@ WorkflowSource = str | Path | Mapping[str, Any] | Workflow
 
 WEBAPP_PREFIX = "webapp:"
 RUNNINGHUB = "runninghub"
-#: parsed workflow files kept (by path, size and modification time), most recently used last
+#: parsed workflow files kept (by path, file identity, size and modification time), most recently used last
 FILE_CACHE_SIZE = 64
-_files: OrderedDict[tuple[str, int, int], Workflow] = OrderedDict()
+_files: OrderedDict[tuple[str, int, int, int, int], Workflow] = OrderedDict()
 _files_lock = threading.Lock()
 
 
@@ -104,7 +104,7 @@ def workflow_file(path: str | os.PathLike[str]) -> Workflow:
         st = p.stat()
     except OSError:
         return Workflow.from_file(p)  # says in one line what is wrong with the path
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(p), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # the file itself, as spelled: no resolve()
     with _files_lock:
         found = _files.get(key)
         if found is not None:

@@ -43,8 +43,9 @@ _DONE_EVENTS = frozenset({"execution_success", "execution_error", "execution_int
 _OUTPUT_EVENTS = frozenset({"execution_start", "executed", "execution_cached"})
 _REDIRECTS = frozenset({HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStatus.SEE_OTHER,
                         HTTPStatus.TEMPORARY_REDIRECT, HTTPStatus.PERMANENT_REDIRECT})
-#: the event types a waiting job acts on (``job_finished``, its outputs, and ``progress`` when asked for)
-_WANTED = frozenset(k.encode() for k in (*_DONE_EVENTS, *_OUTPUT_EVENTS, "executing"))
+#: the event types a waiting job acts on (``job_finished``, its outputs, and ``progress`` when asked for);
+#: ``executing`` is judged apart (only ``node: null`` ends a prompt, see ``_EventHub._wanted``)
+_WANTED = frozenset(k.encode() for k in (*_DONE_EVENTS, *_OUTPUT_EVENTS))
 _TYPE_HEAD = re.compile(rb'\{\s*"type"\s*:\s*"([A-Za-z_]+)"')
 #: with a live socket, /history is still read this often in case an event was lost
 SAFETY_POLL = LOST_CHECK_INTERVAL
@@ -346,6 +347,7 @@ class WebSocketExecutor(ComfyUIExecutor):
         self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name)
         self.connect_wait = connect_wait
         self._seen: dict[str, _Seen] = {}
+        self._outputs: dict[str, frozenset[str]] = {}  # workflow fingerprint -> its output nodes on this server
 
     def check(self) -> None:
         """The HTTP probe, then one handshake: a /ws that redirects or wants credentials is an ``AuthError``."""
@@ -370,10 +372,15 @@ class WebSocketExecutor(ComfyUIExecutor):
         self._seen[prompt_id] = _Seen(generation, self._output_nodes(workflow))
 
     def _output_nodes(self, workflow: Workflow) -> frozenset[str]:
-        """The workflow's output nodes (``output_node`` in this server's ``/object_info``, read once per server)."""
-        info = self.client.object_info()
-        return frozenset(nid for nid, node in workflow.nodes.items()
-                         if isinstance(spec := info.get(node.get("class_type")), Mapping) and spec.get("output_node"))
+        """The workflow's output nodes (``output_node`` in this server's ``/object_info``), found once per workflow."""
+        key = workflow.fingerprint()
+        found = self._outputs.get(key)
+        if found is None:
+            info = self.client.object_info()
+            found = frozenset(nid for nid, node in workflow.nodes.items()
+                              if isinstance(spec := info.get(node.get("class_type")), Mapping) and spec.get("output_node"))
+            self._outputs[key] = found  # two threads may both compute it: the same value
+        return found
 
     def _unlisten(self, prompt_id: str) -> None:
         self._hub.remove(prompt_id)
