@@ -28,17 +28,17 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, cpu_seconds, emit, ensure_peer_venv, run_child, save, workdir
+from bench.common import ROOT, cpu_seconds, drop_caches, emit, ensure_peer_venv, run_child, save, set_aside, workdir
 
 SWATCH = ROOT / "manifests" / "workflows" / "noisy_swatch.json"
 #: the values every job shares; only the seed differs from job to job
@@ -134,47 +134,45 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_cli(url: str, executor: str, n: int, offset: int, *, gallery: bool = False, concurrency: int = 2,
+def run_cli(url: str, executor: str, n: int, offset: int, *, keep: Path, gallery: bool = False, concurrency: int = 2,
             python: tuple[str, ...] = (sys.executable,), code: Path = ROOT) -> dict[str, Any]:
     """The CLI as a user runs it, in its own process; CPU from the kernel's account of that child.
 
-    ``gallery``: the end-of-run gallery (on by default for users; off here unless asked, since its
-    thumbnails are a report, not the running of jobs). ``python`` is the interpreter command
-    (a profiler's command line ending in the interpreter, to profile). ``code`` is the folder whose
-    ``comfykit_batch`` runs (another checkout, to compare before and after a change).
+    ``keep``: the scratch folder the run's own folder is made in, deleted when the benchmark ends
+    (see ``set_aside``). ``gallery``: the end-of-run gallery (on by default for users; off here
+    unless asked, since its thumbnails are a report, not the running of jobs). ``python`` is the
+    interpreter command (a profiler's command line ending in the interpreter, to profile).
+    ``code`` is the folder whose ``comfykit_batch`` runs (another checkout, to compare before and after a change).
     """
     import yaml  # not in the published package's venv, which imports this module too
 
-    with workdir() as tmp:
-        out = Path(tmp) / "out"
-        manifest = {
-            "name": "bench-cli", "output": str(out), "defaults": {"timeout": 120, "executor": executor},
-            "backends": [{"name": "comfy", "url": url, "concurrency": concurrency}],
-            "workflows": [{"name": "swatch", "source": str(SWATCH)}], "report": {"gallery": gallery},
-            "sweep": [{"workflow": "swatch", "grid": {k: [v] for k, v in FIXED.items()},
-                       "seeds": {"param": "seed", "count": n, "base": offset}}],
-        }
-        path = Path(tmp) / "m.yaml"
-        path.write_text(yaml.safe_dump(manifest))
-        cpu0, t0 = children_cpu(), time.perf_counter()
-        env = dict(os.environ, PYTHONPATH=str(code))
-        proc = subprocess.run([*python, "-m", "comfykit_batch", str(path), "-q"], cwd=str(code), env=env,
-                              capture_output=True, text=True, timeout=600)
-        wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
-        if proc.returncode != 0:
-            raise RuntimeError(f"CLI exited {proc.returncode}: {proc.stderr[-2000:]}")
-        jobs = json.loads((out / "index.json").read_text())["jobs"]
+    tmp = Path(tempfile.mkdtemp(dir=keep))
+    out = tmp / "out"
+    manifest = {
+        "name": "bench-cli", "output": str(out), "defaults": {"timeout": 120, "executor": executor},
+        "backends": [{"name": "comfy", "url": url, "concurrency": concurrency}],
+        "workflows": [{"name": "swatch", "source": str(SWATCH)}], "report": {"gallery": gallery},
+        "sweep": [{"workflow": "swatch", "grid": {k: [v] for k, v in FIXED.items()},
+                   "seeds": {"param": "seed", "count": n, "base": offset}}],
+    }
+    path = tmp / "m.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    cpu0, t0 = children_cpu(), time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(code))
+    proc = subprocess.run([*python, "-m", "comfykit_batch", str(path), "-q"], cwd=str(code), env=env,
+                          capture_output=True, text=True, timeout=600)
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+    if proc.returncode != 0:
+        raise RuntimeError(f"CLI exited {proc.returncode}: {proc.stderr[-2000:]}")
+    jobs = json.loads((out / "index.json").read_text())["jobs"]
     span = max(j["finished"] for j in jobs) - min(j["started"] for j in jobs)
     return {"ok": sum(j["status"] == "completed" for j in jobs), "n": n, "wall": span, "cpu": cpu, "process_wall": wall}
 
 
-def empty_folder(path: Path) -> None:
-    for p in path.iterdir():
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+def plan(n: int, small: int, keep: Path, compare: Path | None = None) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
+    """(label, run(url, peer_python, offset)) for every configuration of one round (``compare``: another checkout's CLI too).
 
-
-def plan(n: int, small: int, compare: Path | None = None) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
-    """(label, run(url, peer_python, offset)) for every configuration of one round (``compare``: another checkout's CLI too)."""
+    The CLI runs make their folders in ``keep`` (see ``run_cli``)."""
 
     def child(kind: str, executor: str = "", concurrency: int = 0, jobs: int = n) -> Callable[[str, str, int], dict[str, Any]]:
         def run(url: str, peer_py: str, offset: int) -> dict[str, Any]:
@@ -188,14 +186,14 @@ def plan(n: int, small: int, compare: Path | None = None) -> list[tuple[str, Cal
         jobs = n if ex == "websocket" else max(4, n // PEER_HTTP_FEWER)
         rows += [(f"comfykit 0.1.12 {ex} c={c}", child("peer", ex, c, jobs)) for c in PEER_CONCURRENCY]
         rows.append((f"library {ex} c=2", child("ours", ex, 2)))
-        rows.append((f"cli {ex}", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off)))
-    rows.append(("cli websocket + gallery", lambda url, _py, off: run_cli(url, "websocket", n, off, gallery=True)))
-    rows.append((f"cli websocket, {small} jobs", lambda url, _py, off: run_cli(url, "websocket", small, off)))
+        rows.append((f"cli {ex}", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off, keep=keep)))
+    rows.append(("cli websocket + gallery", lambda url, _py, off: run_cli(url, "websocket", n, off, gallery=True, keep=keep)))
+    rows.append((f"cli websocket, {small} jobs", lambda url, _py, off: run_cli(url, "websocket", small, off, keep=keep)))
     if compare is not None:
         for ex in ("http", "websocket"):
-            rows.append((f"cli {ex} (compared)", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off, code=compare)))
+            rows.append((f"cli {ex} (compared)", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off, code=compare, keep=keep)))
         rows.append((f"cli websocket, {small} jobs (compared)",
-                     lambda url, _py, off: run_cli(url, "websocket", small, off, code=compare)))
+                     lambda url, _py, off: run_cli(url, "websocket", small, off, code=compare, keep=keep)))
     return rows
 
 
@@ -217,19 +215,23 @@ def process_cpu(pid: int | None) -> float | None:
 
 
 def run_rounds(n: int, rounds: int, small: int, compare: Path | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Every configuration once per round, the order rotated each round; the output folder emptied before each run."""
+    """Every configuration once per round, the order rotated each round; the output folder emptied before each run.
+
+    Nothing is deleted until the end (``set_aside``): the server's output folder is moved aside.
+    """
     from comfykit_batch.local_comfyui import LocalComfyUI
 
     peer_py = ensure_peer_venv()
-    configs = plan(n, small, compare)
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
     offset = 10_000
     with workdir() as tmp, LocalComfyUI(Path(tmp)) as server:
+        keep = Path(tmp) / "kept"
+        configs = plan(n, small, keep, compare)
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
         run_child(["-m", "bench.client_overhead", "--child", "raw", "--url", server.url, "--n", "3"])  # nodes load on first use
         for k in range(rounds):
             shift = k * len(configs) // max(1, rounds)
             for label, run in configs[shift:] + configs[:shift]:
-                empty_folder(server.output_dir)
+                set_aside(server.output_dir, keep)
                 pid = server.proc.pid if server.proc is not None else None
                 before = process_cpu(pid)
                 r = run(server.url, peer_py, offset)
@@ -306,10 +308,11 @@ def profile_cli(n: int, executor: str, dest: Path) -> None:
         run_child(["-m", "bench.client_overhead", "--child", "raw", "--url", server.url, "--n", "3"])
         if dest.suffix != ".prof":  # every thread, sampled: py-spy's collapsed stacks
             spy = ("py-spy", "record", "--gil", "--format", "raw", "-r", "400", "-o", str(dest.resolve()), "--", sys.executable)
-            r = run_cli(server.url, executor, n, 50_000, python=spy)
+            r = run_cli(server.url, executor, n, 50_000, keep=Path(tmp) / "kept", python=spy)
             print(f"{r['ok']}/{n} jobs, {r['cpu']:.2f} s CPU (with py-spy); stacks in {dest}")
             return
-        r = run_cli(server.url, executor, n, 50_000, python=(sys.executable, "-m", "cProfile", "-o", str(dest.resolve())))
+        r = run_cli(server.url, executor, n, 50_000, keep=Path(tmp) / "kept",
+                    python=(sys.executable, "-m", "cProfile", "-o", str(dest.resolve())))
     print(f"{r['ok']}/{n} jobs, {r['cpu']:.2f} s CPU (profiled, so slower than without)")
     stats = pstats.Stats(str(dest))
     stats.sort_stats("tottime").print_stats(25)
@@ -338,6 +341,8 @@ def main() -> None:
         return child_ours(a.url, a.executor, a.n, a.offset, a.concurrency)
     if a.child == "peer":
         return child_peer(a.url, a.executor, a.n, a.offset, a.concurrency)
+    if not drop_caches():
+        print("note: could not drop the kernel's caches (not root): files an earlier benchmark deleted may still slow file creation")
     out = measure(a.n, a.rounds, a.small, a.compare_with)
     save("client_overhead", out)
     print(report(out))

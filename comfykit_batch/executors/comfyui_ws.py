@@ -150,43 +150,61 @@ class FrameReader:
         return fin, opcode, payload
 
 
+class _Waiter:
+    """A prompt a job waits on: the hub notes its output events in ``seen`` and wakes the job through ``q``.
+
+    Output events are only noted, never queued: the job needs them at its end, and waking a thread
+    for each of them cost a context switch and a GIL hand-off per event.
+    """
+
+    __slots__ = ("progress", "q", "seen")
+
+    def __init__(self, seen: _Seen, progress: bool) -> None:
+        self.q: queue.SimpleQueue[tuple[str, JsonDict]] = queue.SimpleQueue()
+        self.seen = seen
+        self.progress = progress
+
+
 class _EventHub:
-    """Owns the socket; hands each prompt's events to that prompt's queue."""
+    """Owns the socket; notes each prompt's output events and wakes that prompt's job for its end."""
 
     def __init__(self, url: str, header: list[str], cookie: str | None, display: str) -> None:
         self.url, self.header, self.cookie, self.display = url, header, cookie, display
         self.connected = threading.Event()
         self.generation = 0  # connections made so far: events of one prompt all came on one connection if unchanged
         self.auth_error: AuthError | None = None  # the last handshake was refused (until one succeeds)
-        self._queues: dict[str, queue.SimpleQueue[tuple[str, JsonDict]]] = {}
-        self._progress: set[str] = set()  # prompts whose caller wants progress events
+        self._queues: dict[str, _Waiter] = {}
+        self._progress = 0  # waiters that want progress events (none: progress frames are not even parsed)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ws: websocket.WebSocket | None = None
         self._closed = False
 
-    def add(self, prompt_id: str, progress: bool = False) -> queue.SimpleQueue[tuple[str, JsonDict]]:
-        """Route this prompt's events to a new queue: the end events, and progress only if asked for."""
-        q: queue.SimpleQueue[tuple[str, JsonDict]] = queue.SimpleQueue()
+    def add(self, prompt_id: str, seen: _Seen, progress: bool = False) -> _Waiter:
+        """Watch this prompt: its output events go to ``seen``, its end (and progress, if asked for) to the waiter's queue."""
+        waiter = _Waiter(seen, progress)
         with self._lock:
-            self._queues[prompt_id] = q
-            if progress:
-                self._progress.add(prompt_id)
-            else:
-                self._progress.discard(prompt_id)
+            self._forget(prompt_id)
+            self._queues[prompt_id] = waiter
+            self._progress += waiter.progress
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="comfykit-ws", daemon=True)
                 self._thread.start()
-        return q
+        return waiter
 
-    def get(self, prompt_id: str) -> queue.SimpleQueue[tuple[str, JsonDict]] | None:
+    def get(self, prompt_id: str) -> _Waiter | None:
         with self._lock:
             return self._queues.get(prompt_id)
 
     def remove(self, prompt_id: str) -> None:
         with self._lock:
-            self._queues.pop(prompt_id, None)
-            self._progress.discard(prompt_id)
+            self._forget(prompt_id)
+
+    def _forget(self, prompt_id: str) -> None:
+        """Under the lock: stop watching a prompt."""
+        old = self._queues.pop(prompt_id, None)
+        if old is not None:
+            self._progress -= old.progress
 
     def _idle(self) -> bool:
         """Atomically with add(): decide that the reader thread ends."""
@@ -228,8 +246,8 @@ class _EventHub:
                     pass
                 with self._lock:
                     waiting = list(self._queues.values())
-                for q in waiting:
-                    q.put((_DROPPED, {}))
+                for w in waiting:
+                    w.q.put((_DROPPED, {}))
 
     def open(self, timeout: float) -> websocket.WebSocket:
         return connect(self.url, self.header, self.cookie, self.display, timeout)
@@ -262,13 +280,13 @@ class _EventHub:
             pid = payload.get("prompt_id")
             if not pid or not isinstance(pid, str):
                 continue
-            # Wake a waiting job only for what it acts on: its end, and progress if it asked for it.
-            if not (job_finished(kind, payload) or kind in _OUTPUT_EVENTS
-                    or (kind == "progress" and pid in self._progress)):
+            waiter = self.get(pid)
+            if waiter is None:
                 continue
-            q = self.get(pid)
-            if q is not None:
-                q.put((kind, payload))
+            if kind in _OUTPUT_EVENTS:
+                waiter.seen.take(kind, payload)  # read by the job after its end event, which comes later on the queue
+            elif job_finished(kind, payload) or (kind == "progress" and waiter.progress):
+                waiter.q.put((kind, payload))  # wake the job only for what it acts on
 
     def _wanted(self, data: bytes) -> bool:
         """Whether an event may matter, judged from its type before parsing it (most of a prompt's events do not).
@@ -281,7 +299,7 @@ class _EventHub:
         kind = m.group(1)
         if kind == b"executing":  # one per node; only the last (node null) ends a prompt, the rest need no parsing
             return b'"node": null' in data or b'"node":null' in data
-        return kind in _WANTED or (kind == b"progress" and bool(self._progress))
+        return kind in _WANTED or (kind == b"progress" and self._progress > 0)
 
     def close(self) -> None:
         self._closed = True
@@ -346,7 +364,6 @@ class WebSocketExecutor(ComfyUIExecutor):
         header = [f"Authorization: Bearer {self.client.api_key}"] if self.client.api_key else []
         self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name)
         self.connect_wait = connect_wait
-        self._seen: dict[str, _Seen] = {}
         self._outputs: dict[str, frozenset[str]] = {}  # workflow fingerprint -> its output nodes on this server
 
     def check(self) -> None:
@@ -360,7 +377,8 @@ class WebSocketExecutor(ComfyUIExecutor):
             logger.info("%s: no websocket (%s); jobs will poll /history", self.name, type(exc).__name__)
 
     def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:
-        self._hub.add(prompt_id, progress=on_progress is not None)
+        seen = _Seen(None, self._output_nodes(workflow))
+        self._hub.add(prompt_id, seen, progress=on_progress is not None)
         end = time.monotonic() + self.connect_wait
         while not self._hub.connected.wait(0.02):
             if self._hub.auth_error is not None:
@@ -368,8 +386,8 @@ class WebSocketExecutor(ComfyUIExecutor):
                 raise self._hub.auth_error
             if time.monotonic() >= end:
                 break
-        generation = self._hub.generation if self._hub.connected.is_set() else None
-        self._seen[prompt_id] = _Seen(generation, self._output_nodes(workflow))
+        # Before the prompt is submitted, so no event of it is noted yet: the connection its events will come on.
+        seen.generation = self._hub.generation if self._hub.connected.is_set() else None
 
     def _output_nodes(self, workflow: Workflow) -> frozenset[str]:
         """The workflow's output nodes (``output_node`` in this server's ``/object_info``), found once per workflow."""
@@ -384,11 +402,11 @@ class WebSocketExecutor(ComfyUIExecutor):
 
     def _unlisten(self, prompt_id: str) -> None:
         self._hub.remove(prompt_id)
-        self._seen.pop(prompt_id, None)
 
     def _wait(self, prompt_id: str, deadline: Deadline, on_progress: ProgressCallback | None) -> JsonDict:
-        q, seen = self._hub.get(prompt_id), self._seen[prompt_id]
-        assert q is not None
+        waiter = self._hub.get(prompt_id)
+        assert waiter is not None
+        q, seen = waiter.q, waiter.seen
         state: JsonDict = {}
         next_poll = deadline.started + (SAFETY_POLL if self._hub.connected.is_set() else 0.005)
         while True:
@@ -406,8 +424,6 @@ class WebSocketExecutor(ComfyUIExecutor):
                 kind, data = None, {}
             if kind == "progress" and on_progress is not None:
                 self._report(on_progress, prompt_id, data)
-            elif kind in _OUTPUT_EVENTS:
-                seen.take(kind, data)
             if job_finished(kind, data):
                 entry = seen.entry(self._hub.generation) if kind == "execution_success" else None
                 entry = entry or self._history_after_event(prompt_id, deadline)

@@ -22,7 +22,7 @@ import trustme
 from comfykit_batch.errors import BackendError
 from comfykit_batch.executors import pool as pool_module
 from comfykit_batch.executors.comfyui_client import ComfyUIClient
-from comfykit_batch.executors.comfyui_ws import _EventHub
+from comfykit_batch.executors.comfyui_ws import _EventHub, _Seen, _Waiter
 from comfykit_batch.executors.pool import HttpPool, ProtocolError
 from comfykit_batch.executors.transport import mapped
 
@@ -213,6 +213,38 @@ def test_view_url_is_urlencoded_whatever_the_name(name: str, sub: str, kind: str
 ])
 def test_only_the_events_that_end_a_prompt_are_parsed(frame: bytes, wanted: bool) -> None:
     assert _EventHub("ws://x/ws", [], None, "http://x")._wanted(frame) is wanted
+
+
+class _Frames:
+    """A socket stand-in that hands out text frames, then drops."""
+
+    def __init__(self, events: list[tuple[str, dict[str, object]]]) -> None:
+        self.frames = [json.dumps({"type": kind, "data": data}).encode() for kind, data in events]
+
+    def recv_data(self) -> tuple[int, bytes]:
+        if not self.frames:
+            raise ConnectionResetError("dropped")
+        return 1, self.frames.pop(0)
+
+
+def test_output_events_are_noted_by_the_reader_and_only_the_end_wakes_the_job() -> None:
+    """A job's thread is woken once per prompt, not once per event (each wake-up is a thread switch)."""
+    hub = _EventHub("ws://x/ws", [], None, "http://x")
+    waiter = _Waiter(_Seen(1, frozenset({"9"})), progress=False)
+    hub._queues["p"] = waiter  # registered by hand: add() would start a reader thread
+    image = {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}
+    hub._read(_Frames([  # type: ignore[arg-type]
+        ("execution_start", {"prompt_id": "p"}), ("execution_cached", {"prompt_id": "p", "nodes": ["1"]}),
+        ("executing", {"prompt_id": "p", "node": "9"}), ("progress", {"prompt_id": "p", "value": 1, "max": 2}),
+        ("executed", {"prompt_id": "p", "node": "9", "output": image}), ("executed", {"prompt_id": "q", "node": "9"}),
+        ("execution_success", {"prompt_id": "p"}),
+    ]))
+    woken = []
+    while not waiter.q.empty():
+        woken.append(waiter.q.get()[0])
+    assert woken == ["execution_success"]
+    assert waiter.seen.entry(1) == {"outputs": {"9": image},
+                                    "status": {"status_str": "success", "completed": True, "messages": []}}
 
 
 @pytest.fixture
