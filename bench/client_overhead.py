@@ -135,12 +135,15 @@ def children_cpu() -> float:
 
 
 def run_cli(url: str, executor: str, n: int, offset: int, *, keep: Path, gallery: bool = False, concurrency: int = 2,
-            python: tuple[str, ...] = (sys.executable,), code: Path = ROOT) -> dict[str, Any]:
+            server_output: Path | None = None, python: tuple[str, ...] = (sys.executable,),
+            code: Path = ROOT) -> dict[str, Any]:
     """The CLI as a user runs it, in its own process; CPU from the kernel's account of that child.
 
     ``keep``: the scratch folder the run's own folder is made in, deleted when the benchmark ends
     (see ``set_aside``). ``gallery``: the end-of-run gallery (on by default for users; off here
-    unless asked, since its thumbnails are a report, not the running of jobs). ``python`` is the
+    unless asked, since its thumbnails are a report, not the running of jobs). ``server_output``: the
+    server's output folder, given as the backend's ``server_output_dir`` (outputs read there, not
+    downloaded). ``python`` is the
     interpreter command (a profiler's command line ending in the interpreter, to profile).
     ``code`` is the folder whose ``comfykit_batch`` runs (another checkout, to compare before and after a change).
     """
@@ -150,7 +153,8 @@ def run_cli(url: str, executor: str, n: int, offset: int, *, keep: Path, gallery
     out = tmp / "out"
     manifest = {
         "name": "bench-cli", "output": str(out), "defaults": {"timeout": 120, "executor": executor},
-        "backends": [{"name": "comfy", "url": url, "concurrency": concurrency}],
+        "backends": [{"name": "comfy", "url": url, "concurrency": concurrency,
+                      **({"server_output_dir": str(server_output)} if server_output else {})}],
         "workflows": [{"name": "swatch", "source": str(SWATCH)}], "report": {"gallery": gallery},
         "sweep": [{"workflow": "swatch", "grid": {k: [v] for k, v in FIXED.items()},
                    "seeds": {"param": "seed", "count": n, "base": offset}}],
@@ -169,10 +173,13 @@ def run_cli(url: str, executor: str, n: int, offset: int, *, keep: Path, gallery
     return {"ok": sum(j["status"] == "completed" for j in jobs), "n": n, "wall": span, "cpu": cpu, "process_wall": wall}
 
 
-def plan(n: int, small: int, keep: Path, compare: Path | None = None) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
+def plan(n: int, small: int, keep: Path, server_output: Path,
+         compare: Path | None = None) -> list[tuple[str, Callable[[str, str, int], dict[str, Any]]]]:
     """(label, run(url, peer_python, offset)) for every configuration of one round (``compare``: another checkout's CLI too).
 
-    The CLI runs make their folders in ``keep`` (see ``run_cli``)."""
+    The CLI runs make their folders in ``keep`` (see ``run_cli``); ``server_output`` is the
+    server's output folder, for the run that reads outputs there (``server_output_dir``).
+    """
 
     def child(kind: str, executor: str = "", concurrency: int = 0, jobs: int = n) -> Callable[[str, str, int], dict[str, Any]]:
         def run(url: str, peer_py: str, offset: int) -> dict[str, Any]:
@@ -187,6 +194,9 @@ def plan(n: int, small: int, keep: Path, compare: Path | None = None) -> list[tu
         rows += [(f"comfykit 0.1.12 {ex} c={c}", child("peer", ex, c, jobs)) for c in PEER_CONCURRENCY]
         rows.append((f"library {ex} c=2", child("ours", ex, 2)))
         rows.append((f"cli {ex}", lambda url, _py, off, ex=ex: run_cli(url, ex, n, off, keep=keep)))
+    for ex in ("http", "websocket"):
+        rows.append((f"cli {ex}, server_output_dir",
+                     lambda url, _py, off, ex=ex: run_cli(url, ex, n, off, keep=keep, server_output=server_output)))
     rows.append(("cli websocket + gallery", lambda url, _py, off: run_cli(url, "websocket", n, off, gallery=True, keep=keep)))
     rows.append((f"cli websocket, {small} jobs", lambda url, _py, off: run_cli(url, "websocket", small, off, keep=keep)))
     if compare is not None:
@@ -225,7 +235,7 @@ def run_rounds(n: int, rounds: int, small: int, compare: Path | None = None) -> 
     offset = 10_000
     with workdir() as tmp, LocalComfyUI(Path(tmp)) as server:
         keep = Path(tmp) / "kept"
-        configs = plan(n, small, keep, compare)
+        configs = plan(n, small, keep, server.output_dir, compare)
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
         run_child(["-m", "bench.client_overhead", "--child", "raw", "--url", server.url, "--n", "3"])  # nodes load on first use
         for k in range(rounds):

@@ -73,3 +73,15 @@ def env_comfyui_url() -> str | None:
         if value:
             return value
     return None
+
+
+#: the environment variable naming that server's output folder as this machine sees it (beside ``COMFYUI_URL``)
+COMFYUI_OUTPUT_DIR_ENV = "COMFYUI_OUTPUT_DIR"
+
+
+def env_comfyui_output_dir() -> str | None:
+    """The folder ``COMFYUI_OUTPUT_DIR`` names, made absolute against the working folder, or None."""
+    import os
+
+    value = os.environ.get(COMFYUI_OUTPUT_DIR_ENV, "").strip()
+    return os.path.abspath(os.path.expanduser(value)) if value else None

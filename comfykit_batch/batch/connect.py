@@ -17,13 +17,13 @@ from .manifest import BackendSpec
 
 def build_executor(spec: BackendSpec, stack: ExitStack, notice: Callable[[str], None]) -> Executor:
     """The executor for one backend; a managed local server is started now and stopped with ``stack``."""
-    url = spec.url
-    if spec.managed:
+    url, shared = spec.url, spec.server_output_dir
+    if spec.managed:  # its output folder is known: outputs are read there, not downloaded
         server = stack.enter_context(managed_server(notice))
-        url = server.url
+        url, shared = server.url, str(server.output_dir)
     executor = create_executor(
         url, type=spec.type, executor=spec.executor, api_key=spec.api_key, cookies=spec.cookies,
         concurrency=spec.concurrency, instance_type=spec.instance_type, webhook_url=spec.webhook_url,
-        poll_interval=spec.poll_interval,
+        poll_interval=spec.poll_interval, server_output_dir=shared,
     )
     return stack.enter_context(executor)

@@ -28,7 +28,7 @@ from typing import Any
 
 import jsonschema
 
-from ..defaults import DEFAULTS, env_comfyui_url, executor_type
+from ..defaults import DEFAULTS, env_comfyui_output_dir, env_comfyui_url, executor_type
 from ..errors import ConfigError, ManifestError
 from ..sources import is_path_source
 from ..uploads import redact_url
@@ -62,6 +62,8 @@ class BackendSpec:
     instance_type: str | None = None
     webhook_url: str | None = None
     poll_interval: float | None = None
+    #: the server's output folder as this machine sees it (outputs are read there instead of downloaded)
+    server_output_dir: str | None = None
 
     @property
     def managed(self) -> bool:
@@ -355,18 +357,30 @@ def _one_backend(b: Mapping[str, Any], i: int, defaults: Mapping[str, Any], ctx:
         executor=executor, concurrency=int(b.get("concurrency", concurrency)),
         api_key=b.get("api_key") or None, cookies=b.get("cookies") or None,
         instance_type=b.get("instance_type"), webhook_url=b.get("webhook_url"), poll_interval=b.get("poll_interval"),
+        server_output_dir=_folder(b.get("server_output_dir"), ctx.base),
     )
 
 
+def _folder(value: Any, base: Path) -> str | None:
+    """A folder the manifest names: made absolute against the manifest's folder; empty means none."""
+    if not value:
+        return None
+    return str(base / Path(str(value)).expanduser())
+
+
 def _implicit_backend(ctx: Context) -> dict[str, Any]:
-    """No ``backends:``: ``COMFYUI_URL`` (or ``COMFYUI_BASE_URL``) when set, else the managed local server."""
+    """No ``backends:``: ``COMFYUI_URL`` (or ``COMFYUI_BASE_URL``) when set, else the managed local server.
+
+    ``COMFYUI_OUTPUT_DIR`` beside it names that server's output folder as this machine sees it.
+    """
     url = env_comfyui_url()
     if url is None:
         return {"url": "local"}
     if url != "local" and not re.match(r"^https?://[^?#]+$", url):
         raise ctx.error("backends", f"no backends: given, so COMFYUI_URL is used; expected http(s)://host:port or 'local', "
                                     f"got {redact_url(url, query_mark='')!r}")
-    return {"name": "local" if url == "local" else "comfyui", "url": url}
+    return {"name": "local" if url == "local" else "comfyui", "url": url,
+            "server_output_dir": env_comfyui_output_dir()}
 
 
 def _backends(data: Mapping[str, Any], ctx: Context) -> list[BackendSpec]:

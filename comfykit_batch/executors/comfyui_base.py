@@ -27,6 +27,7 @@ from ..workflow import BoundPrompt, PendingUpload, Workflow
 from .base import Executor, InputTypes, ProgressCallback
 from .comfyui_client import ComfyUIClient, PromptRejected
 from .lifecycle import Deadline, Stop, missing_outputs, node_failure, read_upload
+from .shared_output import SharedOutput
 from .transport import mapped
 
 logger = logging.getLogger("comfykit_batch.comfyui")
@@ -49,6 +50,7 @@ class ComfyUIOptions(TypedDict, total=False):
     cookies: str | Mapping[str, str] | None
     concurrency: int
     poll_max: float
+    server_output_dir: str | os.PathLike[str] | None
 
 
 class ComfyUIExecutor(Executor):
@@ -62,9 +64,12 @@ class ComfyUIExecutor(Executor):
         cookies: str | Mapping[str, str] | None = None,
         concurrency: int = DEFAULTS.concurrency,
         poll_max: float = 1.0,
+        server_output_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.client = ComfyUIClient(url, api_key=api_key, cookies=cookies, pool_size=max(4, concurrency * 2 + 2))
         self.name = self.client.display_url
+        #: the server's output folder as this machine sees it: outputs are read there, not downloaded
+        self.shared = SharedOutput(server_output_dir, self.name) if server_output_dir is not None else None
         self.concurrency = concurrency
         self.poll_max = poll_max
         self.client_id = uuid.uuid4().hex
@@ -83,6 +88,8 @@ class ComfyUIExecutor(Executor):
         except BackendError as exc:
             raise BackendError(f"{exc}; is ComfyUI running at {self.name}? set COMFYUI_URL or backends[].url",
                                transient=exc.transient, backend=self.name) from None
+        if self.shared is not None:
+            self.shared.check(self._served)
 
     def prepare(self, workflow: Workflow) -> None:
         info = self.client.object_info()
@@ -231,7 +238,18 @@ class ComfyUIExecutor(Executor):
                     ))
 
     def download(self, file: OutputFile, dest: Path) -> Saved:
-        return save_stream(self.client.stream(file.url), dest)  # the stream maps network errors; disk ones pass
+        chunks = self.shared.open(file, self._served) if self.shared is not None else None
+        # the stream maps network errors (and the shared folder's read errors); the output disk's pass
+        return save_stream(self.client.stream(file.url) if chunks is None else chunks, dest)
+
+    def _served(self, name: str) -> bytes | None:
+        """What the server's ``/view`` serves for ``name`` in its output folder (None: nothing)."""
+        try:
+            return b"".join(self.client.stream(self.client.view_url(name)))
+        except BackendError as exc:
+            if exc.transient or isinstance(exc, AuthError):
+                raise
+            return None  # a 404: not there
 
     # -- waiting (transport-specific) --------------------------------------------------
     def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:

@@ -10,6 +10,7 @@ imported here, lazily, so importing the factory pulls in no transport library.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Mapping
 
 from ..defaults import DEFAULTS, executor_type
@@ -49,18 +50,23 @@ def create_executor(
     instance_type: str | None = None,
     webhook_url: str | None = None,
     poll_interval: float | None = None,
+    server_output_dir: str | os.PathLike[str] | None = None,
 ) -> Executor:
     """The executor for one backend.
 
     ComfyUI: ``executor`` picks the transport (default ``DEFAULTS.library_executor``);
     ``timeout``, ``retry_count``, ``instance_type``, ``webhook_url`` and ``poll_interval``
     are RunningHub's and are refused for ComfyUI rather than silently ignored (a ComfyUI
-    call's timeout is given per ``execute``). RunningHub: ``url`` may be empty for
+    call's timeout is given per ``execute``); ``server_output_dir`` is ComfyUI's (its output
+    folder as this machine sees it: outputs are read there, see ``shared_output``) and is
+    refused for RunningHub. RunningHub: ``url`` may be empty for
     ``DEFAULTS.runninghub_url``; ``timeout`` bounds each call made without its own.
     Raises ``ConfigError`` for an unknown type or transport, or a missing RunningHub key.
     """
     kind = str(type).strip().lower()
     if kind == "runninghub":
+        if server_output_dir is not None:
+            raise ConfigError("server_output_dir: a ComfyUI option, not accepted for a RunningHub backend")
         return _runninghub(url, api_key, concurrency, timeout, retry_count, instance_type, webhook_url, poll_interval)
     if kind != "comfyui":
         raise ConfigError(f"backend type must be one of {', '.join(BACKEND_TYPES)}, got {type!r}")
@@ -71,15 +77,16 @@ def create_executor(
         raise ConfigError(f"{', '.join(given)}: RunningHub options, not accepted for a ComfyUI backend")
     if not url:
         raise ConfigError("a ComfyUI backend needs a URL (http(s)://host:port)")
-    return _comfyui(url, executor, api_key, cookies, concurrency)
+    return _comfyui(url, executor, api_key, cookies, concurrency, server_output_dir)
 
 
 def _comfyui(url: str, executor: str | None, api_key: str | None, cookies: str | Mapping[str, str] | None,
-             concurrency: int | None) -> Executor:
+             concurrency: int | None, server_output_dir: str | os.PathLike[str] | None) -> Executor:
     transport = executor_type(executor if executor is not None else DEFAULTS.library_executor, where="executor")
     workers = DEFAULTS.concurrency if concurrency is None else _positive(concurrency, "concurrency")
     cls = executor_class("WebSocketExecutor" if transport == "websocket" else "HttpExecutor")
-    return cls(url, api_key=api_key, cookies=cookies, concurrency=workers)  # type: ignore[call-arg]
+    return cls(url, api_key=api_key, cookies=cookies, concurrency=workers,  # type: ignore[call-arg]
+               server_output_dir=server_output_dir)
 
 
 def _runninghub(url: str, api_key: str | None, concurrency: int | None, timeout: float | None,

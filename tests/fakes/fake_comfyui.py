@@ -295,8 +295,9 @@ class FakeComfyUI:
         entry = {"prompt": [0, pid, prompt, {}, []], "outputs": outputs, "meta": {},
                  "status": {"status_str": status, "completed": status == "success", "messages": messages}}
         if status == "success":
-            messages.append(["execution_success", {"prompt_id": pid, "timestamp": ts}])
-            self._emit(cid, "execution_success", {"prompt_id": pid, "timestamp": ts})
+            done = int(time.time() * 1000)  # as ComfyUI stamps it: when the prompt ended
+            messages.append(["execution_success", {"prompt_id": pid, "timestamp": done}])
+            self._emit(cid, "execution_success", {"prompt_id": pid, "timestamp": done})
         if self.history_lag:
             time.sleep(self.history_lag)
         self.history[pid] = entry

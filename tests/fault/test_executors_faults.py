@@ -330,3 +330,19 @@ def test_types_are_kept_per_executor_not_in_the_shared_workflow(fake_comfy):
         assert [r for r in fake_comfy.requests if r == ("GET", "/object_info")] == [("GET", "/object_info")]
     finally:
         other.stop()
+
+
+def test_http_first_look_is_at_the_expected_end_once_the_servers_pace_is_known(fake_comfy, wf):
+    """After one prompt, the server's own timestamps say how long a prompt takes: the first look goes there.
+
+    At a fixed 10 ms first look growing by a quarter, a 60 ms prompt costs about nine reads of
+    ``/history``; looking at the expected end costs one or two (three allowed: a busy machine runs late).
+    """
+    fake_comfy.work_seconds = 0.06
+    with HttpExecutor(fake_comfy.url) as ex:
+        first = ex.execute(wf, {"width": 4}, timeout=10)
+        assert ex.pace.per_prompt is not None and ex.pace.per_prompt >= 0.05
+        later = [ex.execute(wf, {"width": 4 + i}, timeout=10) for i in range(1, 6)]
+    assert first.status == "completed" and all(r.status == "completed" for r in later)
+    assert _history_reads(fake_comfy, first.prompt_id) >= 5  # nothing known yet: the growing schedule
+    assert sum(_history_reads(fake_comfy, r.prompt_id) for r in later) <= 3 * len(later)

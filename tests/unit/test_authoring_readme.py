@@ -65,6 +65,7 @@ def test_the_worked_job_count(tmp_path, env):
     sweep = Sweep(m.blocks, {"txt2img": "f" * 64})
     assert "**480 jobs**" in README and sweep.upper_bound() == 640 and sweep.count() == 480 == len(list(sweep))
     assert m.backends[0].concurrency == 2 and m.backends[1].url == "http://10.0.0.6:8188" and m.backends[1].api_key is None
+    assert m.backends[2].server_output_dir == "/srv/ComfyUI/output" and m.backends[0].server_output_dir is None
 
 
 def test_the_quoting_advice_is_what_yaml_does():
