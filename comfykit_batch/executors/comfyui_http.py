@@ -15,56 +15,59 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at 
 
     from ..workflow import Workflow
 
-#: past the expected end, the next look comes after this fraction of a prompt's time or of the time waited
-LATE_FRACTION = 0.25
-#: the shortest pause between two looks at one prompt once its expected end has passed
+#: the shortest pause between two looks at a prompt whose expected end has passed (POLL_MIN before one is known)
 POLL_FLOOR = 0.001
 #: weight of the newest prompt in the running estimate of the server's time per prompt
 PACE_WEIGHT = 0.2
 
 
 class Pace:
-    """The server's time per prompt, learned from its own history timestamps, and this executor's prompts in line.
+    """Each workflow's time per prompt on this server, learned from the server's own history timestamps,
+    and this executor's prompts in line.
 
-    A prompt submitted behind ``k`` of ours should end about ``k + 1`` prompt-times later, so the
-    first look at ``/history`` goes there instead of at a fixed 10 ms: on a server that takes a few
+    A prompt submitted behind some of ours should end when they and it have run, so the first look
+    at ``/history`` goes there instead of at a fixed 10 ms: on a server that takes a few
     milliseconds per prompt a fixed first look idled it between prompts (the HTTP CLI reached 0.42
-    of the server-bound rate), and on a slow one it cost looks that could not succeed.
+    of the server-bound rate), and on a slow one it cost a look a second. Times are kept per
+    workflow: a video workflow's minute says nothing of an image workflow's second.
     """
 
     def __init__(self) -> None:
-        self.per_prompt: float | None = None  # seconds, from execution_start to execution_success on the server
-        self._line: dict[str, None] = {}  # our prompts not yet seen done, in the order submitted
+        self.per_prompt: dict[str, float] = {}  # workflow fingerprint -> seconds from execution_start to execution_success
+        self._line: dict[str, str] = {}  # our prompts not yet seen done, in the order submitted -> their workflow
         self._lock = threading.Lock()
 
-    def join(self, prompt_id: str) -> None:
+    def join(self, prompt_id: str, workflow: str) -> None:
         with self._lock:
-            self._line[prompt_id] = None
+            self._line[prompt_id] = workflow
 
     def leave(self, prompt_id: str) -> None:
         with self._lock:
             self._line.pop(prompt_id, None)
 
     def expected(self, prompt_id: str) -> float | None:
-        """Seconds from submit to the prompt's expected end (None until a prompt's time is known)."""
+        """Seconds from submit to the prompt's expected end: its own time and that of ours ahead of it
+        (None while its workflow's time is unknown; a prompt ahead whose time is unknown counts nothing)."""
         with self._lock:
-            if self.per_prompt is None:
+            own = self.per_prompt.get(self._line.get(prompt_id, ""))
+            if own is None:
                 return None
-            ahead = 0
-            for pid in self._line:
+            ahead = 0.0
+            for pid, workflow in self._line.items():
                 if pid == prompt_id:
                     break
-                ahead += 1
-            return (ahead + 1) * self.per_prompt
+                ahead += self.per_prompt.get(workflow, 0.0)
+            return ahead + own
 
-    def learn(self, entry: Mapping[str, Any]) -> None:
-        """Fold one finished prompt's server time (its history's start and success timestamps) into the estimate."""
+    def learn(self, prompt_id: str, entry: Mapping[str, Any]) -> None:
+        """Fold a prompt of ours that ended into its workflow's time (its history's start and success timestamps)."""
         took = _server_seconds(entry)
-        if took is None:
-            return
         with self._lock:
-            old = self.per_prompt
-            self.per_prompt = took if old is None else old + PACE_WEIGHT * (took - old)
+            workflow = self._line.get(prompt_id)
+            if took is None or workflow is None:
+                return
+            old = self.per_prompt.get(workflow)
+            self.per_prompt[workflow] = took if old is None else old + PACE_WEIGHT * (took - old)
 
 
 def _server_seconds(entry: Mapping[str, Any]) -> float | None:
@@ -84,11 +87,10 @@ def _server_seconds(entry: Mapping[str, Any]) -> float | None:
 class HttpExecutor(ComfyUIExecutor):
     """Waits by polling ``/history``: first when the prompt should have ended, then ever less often.
 
-    Until one prompt's time is known the look comes after a quarter of the time already waited
-    (10 ms to ``poll_max``). Then the first look is at the expected end (``Pace``); past it, the
-    next comes after a quarter of a prompt's time or of the time waited, whichever is longer (1 ms
-    to ``poll_max``): looks grow apart by a quarter each, so a prompt stuck behind other clients'
-    work, or far slower than the estimate, costs a few requests more, not a request per millisecond.
+    The first look is at the expected end (``Pace``); then, as before any time is known, each
+    look comes after a quarter of the time already waited (up to ``poll_max``), from 1 ms once
+    an end was expected, else from 10 ms. Looks grow apart by a quarter each, so a prompt stuck
+    behind other clients' work, or slower than its estimate, costs a few requests more.
     """
 
     def __init__(self, url: str, **options: Unpack[ComfyUIOptions]) -> None:
@@ -96,7 +98,7 @@ class HttpExecutor(ComfyUIExecutor):
         self.pace = Pace()
 
     def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:
-        self.pace.join(prompt_id)
+        self.pace.join(prompt_id, workflow.fingerprint())
 
     def _unlisten(self, prompt_id: str) -> None:
         self.pace.leave(prompt_id)
@@ -105,16 +107,12 @@ class HttpExecutor(ComfyUIExecutor):
         state: JsonDict = {}
         expected = self.pace.expected(prompt_id)
         if expected is not None:
-            deadline.sleep(min(expected, self.poll_max))
+            deadline.sleep(expected)
         while True:
             deadline.check()
             entry = self._poll_history(prompt_id, deadline, state)
             if entry is not None:
-                self.pace.learn(entry)
+                self.pace.learn(prompt_id, entry)
                 return entry
-            deadline.sleep(self._pause(deadline.elapsed(), expected))
-
-    def _pause(self, elapsed: float, expected: float | None) -> float:
-        if expected is None:
-            return min(self.poll_max, max(POLL_MIN, elapsed * POLL_FRACTION))
-        return min(self.poll_max, max(POLL_FLOOR, LATE_FRACTION * max(self.pace.per_prompt or 0.0, elapsed)))
+            floor = POLL_MIN if expected is None else POLL_FLOOR
+            deadline.sleep(min(self.poll_max, max(floor, deadline.elapsed() * POLL_FRACTION)))
