@@ -86,8 +86,8 @@ class SharedOutput:
         self.check(served)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the generator
-        except OSError:
-            return None  # not there or not readable here: the server may still serve it
+        except (OSError, ValueError):
+            return None  # not there, not readable here, or a name no file has (a NUL): the server decides
         return _chunks(fh, file.filename, self.display)
 
 

@@ -58,3 +58,19 @@ def test_a_folder_that_is_not_the_servers_fails_before_the_first_job(where, tmp_
     assert ("not the output folder of" if where == "another folder" else "cannot write a probe file there") in err
     assert not (tmp_path / "out" / "index.json").exists() or not json.loads((tmp_path / "out" / "index.json").read_text())["jobs"]
     assert not list(folder.glob("comfykit-probe-*")) if folder.exists() else True
+
+
+def test_the_managed_server_is_read_from_its_own_output_folder(tmp_path, capsys, monkeypatch):
+    """``url: local`` (the README's first command): the runner knows the managed server's folder and reads it."""
+    streamed: list[str] = []
+    stream = ComfyUIClient.stream
+
+    def recording(self, url, chunk=1 << 20):
+        streamed.append(url)
+        return stream(self, url, chunk)
+
+    monkeypatch.setattr(ComfyUIClient, "stream", recording)
+    m = _example(tmp_path, "local")
+    assert main([str(m), "-q", "--limit", "2"]) == 0
+    assert "2 completed, 0 failed" in capsys.readouterr().out
+    assert len(streamed) == 1 and "comfykit-probe-" in streamed[0]

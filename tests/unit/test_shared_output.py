@@ -56,6 +56,7 @@ def test_a_plain_name_is_read_from_the_folder_after_the_folder_is_checked(tmp_pa
     assert shared.open(out("a.png", "sub"), served) is not None and len(asked) == 1  # checked once
     assert os.listdir(folder) == ["sub"]  # the probe is gone
     assert shared.open(out("gone.png", "sub"), served) is None  # not there: /view decides
+    assert shared.open(out("a\x00.png", "sub"), served) is None  # no file has such a name: /view decides
 
 
 def test_a_folder_the_server_does_not_serve_is_refused(tmp_path):
