@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at 
 
 #: the shortest pause between two looks at a prompt whose expected end has passed (POLL_MIN before one is known)
 POLL_FLOOR = 0.001
-#: weight of the newest prompt in the running estimate of the server's time per prompt
-PACE_WEIGHT = 0.2
+#: how far a prompt's time moves the estimate of its workflow's time: a longer one, a shorter one
+PACE_UP, PACE_DOWN = 0.2, 0.5
 
 
 class Pace:
@@ -26,14 +26,21 @@ class Pace:
     and this executor's prompts in line.
 
     A prompt submitted behind some of ours should end when they and it have run, so the first look
-    at ``/history`` goes there instead of at a fixed 10 ms: on a server that takes a few
-    milliseconds per prompt a fixed first look idled it between prompts (the HTTP CLI reached 0.42
-    of the server-bound rate), and on a slow one it cost a look a second. Times are kept per
-    workflow: a video workflow's minute says nothing of an image workflow's second.
+    at ``/history`` goes there instead of at once and then from 10 ms on: on a server that takes a
+    few milliseconds per prompt that idled it between prompts (the HTTP CLI reached 0.42 of the
+    server-bound rate), and on a slow one it cost a look a second. Times are kept per workflow: a
+    video workflow's minute says nothing of an image workflow's second.
+
+    A look too early costs a request; one too late idles the server. So a workflow's first prompt
+    teaches nothing (it may have loaded the models), a shorter time moves the estimate half way at
+    once and a longer one a fifth of the way (one slow prompt does not delay the next ones), and the
+    time counted for prompts ahead is capped by the caller (a URL in front of several servers runs
+    ours side by side, not one after another).
     """
 
     def __init__(self) -> None:
         self.per_prompt: dict[str, float] = {}  # workflow fingerprint -> seconds from execution_start to execution_success
+        self._first_seen: set[str] = set()  # workflows whose first prompt ended (and taught nothing)
         self._line: dict[str, str] = {}  # our prompts not yet seen done, in the order submitted -> their workflow
         self._lock = threading.Lock()
 
@@ -45,9 +52,10 @@ class Pace:
         with self._lock:
             self._line.pop(prompt_id, None)
 
-    def expected(self, prompt_id: str) -> float | None:
-        """Seconds from submit to the prompt's expected end: its own time and that of ours ahead of it
-        (None while its workflow's time is unknown; a prompt ahead whose time is unknown counts nothing)."""
+    def expected(self, prompt_id: str, ahead_at_most: float) -> float | None:
+        """Seconds from submit to the prompt's expected end: its own time and that of ours ahead of it, the
+        latter at most ``ahead_at_most`` (None while its workflow's time is unknown; a prompt ahead whose
+        time is unknown counts nothing)."""
         with self._lock:
             own = self.per_prompt.get(self._line.get(prompt_id, ""))
             if own is None:
@@ -57,7 +65,7 @@ class Pace:
                 if pid == prompt_id:
                     break
                 ahead += self.per_prompt.get(workflow, 0.0)
-            return ahead + own
+            return min(ahead, ahead_at_most) + own
 
     def learn(self, prompt_id: str, entry: Mapping[str, Any]) -> None:
         """Fold a prompt of ours that ended into its workflow's time (its history's start and success timestamps)."""
@@ -66,8 +74,12 @@ class Pace:
             workflow = self._line.get(prompt_id)
             if took is None or workflow is None:
                 return
+            if workflow not in self._first_seen:
+                self._first_seen.add(workflow)
+                return
             old = self.per_prompt.get(workflow)
-            self.per_prompt[workflow] = took if old is None else old + PACE_WEIGHT * (took - old)
+            weight = PACE_DOWN if old is not None and took < old else PACE_UP
+            self.per_prompt[workflow] = took if old is None else old + weight * (took - old)
 
 
 def _server_seconds(entry: Mapping[str, Any]) -> float | None:
@@ -105,7 +117,7 @@ class HttpExecutor(ComfyUIExecutor):
 
     def _wait(self, prompt_id: str, deadline: Deadline, on_progress: ProgressCallback | None) -> JsonDict:
         state: JsonDict = {}
-        expected = self.pace.expected(prompt_id)
+        expected = self.pace.expected(prompt_id, ahead_at_most=self.poll_max)
         if expected is not None:
             deadline.sleep(expected)
         while True:

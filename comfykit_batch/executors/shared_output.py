@@ -9,16 +9,19 @@ It is only ever a shortcut to what the server itself would serve:
 
 - the folder is checked to be the server's own before the first file is read from it: a probe
   file written there must come back, byte for byte, from the server's ``/view``;
-- only files of type ``output`` are read from it, by the same rule ``/view`` applies (the name,
-  joined and normalised, must lie inside the folder);
-- anything else (another type, a name outside the folder, a file not there or not readable) goes
-  through ``/view`` as it would without the folder.
+- only files of type ``output`` are read from it, by the rule ``/view`` applies (the name, joined
+  and normalised, must lie inside the folder) and more: the path, symbolic links resolved, must
+  still lie inside it, and the file must be a regular file (a link could point this machine's
+  reader at its own files, which the server's ``/view`` would never see; a pipe would block);
+- anything else (another type, a name outside the folder, a file not there, not readable or that
+  failed to read once) goes through ``/view`` as it would without the folder.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,8 +43,10 @@ class SharedOutput:
     def __init__(self, folder: str | os.PathLike[str], display: str) -> None:
         self.folder = os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(folder))))
         self.display = display
+        self._real = os.path.realpath(self.folder)  # the folder itself may be a link (a mount point's alias)
         self._checked = False
         self._lock = threading.Lock()
+        self._failed: set[str] = set()  # files whose read failed once: the server's /view serves them from then on
 
     def check(self, served: Served) -> None:
         """Raise ``ConfigError`` unless the server serves a probe file written into the folder (once per executor)."""
@@ -67,7 +72,8 @@ class SharedOutput:
             if got != token:
                 raise ConfigError(f"server_output_dir {self.folder}: not the output folder of {self.display} (a file "
                                   "written there is not served by its /view); give the folder it saves to, as this "
-                                  "machine sees it, or remove the setting")
+                                  "machine sees it, or remove the setting (backends[].server_output_dir, or "
+                                  "COMFYUI_OUTPUT_DIR with no backends:)")
             self._checked = True
             logger.info("outputs of %s are read from its output folder %s", self.display, self.folder)
 
@@ -81,25 +87,37 @@ class SharedOutput:
     def open(self, file: OutputFile, served: Served) -> Iterator[bytes] | None:
         """The file's chunks read from the folder, or None when it is to go through ``/view``."""
         path = self.path_of(file)
-        if path is None:
+        if path is None or path in self._failed:
             return None
         self.check(served)
+        fh = self._open_regular(path)
+        return None if fh is None else self._chunks(fh, path, file.filename)
+
+    def _open_regular(self, path: str) -> BinaryIO | None:
+        """The file opened for reading if it is a regular file whose real path lies in the folder, else None."""
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed by the generator
+            if not os.path.realpath(path).startswith(self._real + os.sep):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a link swapped in meanwhile, a pipe
         except (OSError, ValueError):
             return None  # not there, not readable here, or a name no file has (a NUL): the server decides
-        return _chunks(fh, file.filename, self.display)
+        fh = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            fh.close()
+            return None
+        return fh
 
-
-def _chunks(fh: BinaryIO, name: str, display: str) -> Iterator[bytes]:
-    """A file's chunks; a read error is the server side's (its folder), not the output disk's."""
-    with fh:
-        while True:
-            try:
-                block = fh.read(CHUNK)
-            except OSError as exc:
-                raise BackendError(f"{display}: reading {name} from its output folder: {exc.strerror or exc}",
-                                   transient=True, backend=display) from None
-            if not block:
-                return
-            yield block
+    def _chunks(self, fh: BinaryIO, path: str, name: str) -> Iterator[bytes]:
+        """A file's chunks; a read error is the server side's (its folder), not the output disk's, and sends
+        the next attempt at this file through ``/view``."""
+        with fh:
+            while True:
+                try:
+                    block = fh.read(CHUNK)
+                except OSError as exc:
+                    self._failed.add(path)
+                    raise BackendError(f"{self.display}: reading {name} from its output folder: {exc.strerror or exc}",
+                                       transient=True, backend=self.display) from None
+                if not block:
+                    return
+                yield block

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -83,6 +84,7 @@ class FakeComfyUI:
         self.send_events = True
         self.muted_events: set[str] = set()  # event types never sent (as if the socket joined mid-prompt)
         self.output_size = 0  # >0: SaveImage outputs are files of this many bytes (streamed)
+        self.output_dir: Path | None = None  # set: type "output" files are written there and /view serves them from there
         self.die_after: int | None = None  # stop serving once this many output files were fetched (prompts done whole)
         self.views = 0  # output files served whole
         self.requests: list[tuple[str, str]] = []
@@ -313,6 +315,9 @@ class FakeComfyUI:
             sub, _, base = prefix.rpartition("/")
             name = f"{base}_{self._counter:05}_.png"
             self.files[(name, sub, typ)] = self.output_size or PNG_1PX
+            if self.output_dir is not None and typ == "output":  # written before its executed event, as ComfyUI does
+                (self.output_dir / sub).mkdir(parents=True, exist_ok=True)
+                (self.output_dir / sub / name).write_bytes(PNG_1PX)
             return {"images": [{"filename": name, "subfolder": sub, "type": typ}]}
         if cls == "PreviewAny":
             return {"text": [str(node.get("inputs", {}).get("source", ""))]}
@@ -434,6 +439,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/view":
             key = (q.get("filename", [""])[0], q.get("subfolder", [""])[0], q.get("type", ["output"])[0])
             data = app.files.get(key)
+            if app.output_dir is not None and key[2] == "output":
+                on_disk = app.output_dir / key[1] / key[0]
+                data = on_disk.read_bytes() if ".." not in key[0] + key[1] and on_disk.is_file() else None
             if data is None:
                 return self._send(404, b"not found", "text/plain")
             if isinstance(data, int):

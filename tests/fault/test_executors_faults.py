@@ -340,9 +340,39 @@ def test_http_first_look_is_at_the_expected_end_once_the_servers_pace_is_known(f
     """
     fake_comfy.work_seconds = 0.06
     with HttpExecutor(fake_comfy.url) as ex:
-        first = ex.execute(wf, {"width": 4}, timeout=10)
-        assert list(ex.pace.per_prompt.values()) >= [0.05]
-        later = [ex.execute(wf, {"width": 4 + i}, timeout=10) for i in range(1, 6)]
-    assert first.status == "completed" and all(r.status == "completed" for r in later)
-    assert _history_reads(fake_comfy, first.prompt_id) >= 5  # nothing known yet: the growing schedule
+        first = [ex.execute(wf, {"width": 4}, timeout=10), ex.execute(wf, {"width": 5}, timeout=10)]
+        assert list(ex.pace.per_prompt.values()) >= [0.05]  # the first prompt teaches nothing (model loading)
+        later = [ex.execute(wf, {"width": 5 + i}, timeout=10) for i in range(1, 6)]
+    assert all(r.status == "completed" for r in first + later)
+    assert min(_history_reads(fake_comfy, r.prompt_id) for r in first) >= 5  # nothing known yet: the growing schedule
     assert sum(_history_reads(fake_comfy, r.prompt_id) for r in later) <= 3 * len(later)
+
+
+@BOTH
+def test_outputs_come_from_the_shared_folder_and_never_through_view(cls, fake_comfy, wf, tmp_path):
+    fake_comfy.output_dir = tmp_path / "server-output"
+    fake_comfy.output_dir.mkdir()
+    with cls(fake_comfy.url, server_output_dir=fake_comfy.output_dir) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
+        (f,) = r.files
+        saved = ex.download(f, tmp_path / "got.png")
+    assert saved.path.read_bytes() == (fake_comfy.output_dir / f.subfolder / f.filename).read_bytes()
+    assert fake_comfy.requests.count(("GET", "/view")) == 1 == fake_comfy.views  # the folder's probe, then nothing
+
+
+def test_the_shared_folders_check_tells_a_server_fault_from_a_wrong_folder(fake_comfy, tmp_path):
+    from comfykit_batch.errors import ConfigError
+
+    fake_comfy.output_dir = tmp_path / "server-output"
+    fake_comfy.output_dir.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    fake_comfy.script["GET /view"] = deque([(503, b"busy")])
+    with HttpExecutor(fake_comfy.url, server_output_dir=fake_comfy.output_dir) as ex:
+        with pytest.raises(BackendError) as exc:
+            ex.check()
+        assert exc.value.transient and not isinstance(exc.value, ConfigError)  # may pass: not the folder's fault
+        ex.check()  # and it did
+    with HttpExecutor(fake_comfy.url, server_output_dir=elsewhere) as ex, pytest.raises(ConfigError, match="not the output folder"):
+        ex.check()
+    assert not list(elsewhere.iterdir()) and not list(fake_comfy.output_dir.iterdir())  # the probes are gone

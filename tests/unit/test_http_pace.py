@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from comfykit_batch.executors.comfyui_http import PACE_WEIGHT, Pace
+from comfykit_batch.executors.comfyui_http import PACE_DOWN, PACE_UP, Pace
+
+NO_CAP = 1e9
 
 
 def entry(start_ms: float, end_ms: float) -> dict[str, Any]:
@@ -16,31 +18,46 @@ def entry(start_ms: float, end_ms: float) -> dict[str, Any]:
         ["execution_success", {"prompt_id": "p", "timestamp": end_ms}]]}}
 
 
+def taught(pace: Pace, workflow: str, *millis: float) -> None:
+    for i, ms in enumerate(millis):
+        pid = f"{workflow}-{i}-{len(pace.per_prompt)}"
+        pace.join(pid, workflow)
+        pace.learn(pid, entry(0, ms))
+        pace.leave(pid)
+
+
+def test_a_workflows_first_prompt_teaches_nothing() -> None:
+    """It may have loaded the models: a minute once, then seconds."""
+    pace = Pace()
+    taught(pace, "w", 30_000)
+    assert pace.per_prompt == {}
+    taught(pace, "w", 3_000)
+    assert pace.per_prompt == {"w": pytest.approx(3.0)}
+
+
 def test_expected_end_counts_our_prompts_ahead_in_line_each_at_its_workflows_time() -> None:
     pace = Pace()
-    for pid, workflow in (("a", "image"), ("b", "video"), ("c", "image")):
+    taught(pace, "image", 9, 4)
+    for pid, workflow in (("b", "video"), ("c", "image")):
         pace.join(pid, workflow)
-    assert pace.expected("a") is None  # nothing learned yet
-    pace.learn("a", entry(1_000, 1_004))
-    pace.leave("a")
-    assert pace.per_prompt == {"image": pytest.approx(0.004)}
-    assert pace.expected("b") is None and pace.expected("c") == pytest.approx(0.004)  # the video's time: unknown
-    pace.learn("b", entry(0, 2_000))
+    assert pace.expected("b", NO_CAP) is None and pace.expected("c", NO_CAP) == pytest.approx(0.004)  # video: unknown
+    taught(pace, "video", 1, 2_000)
     pace.leave("b")
     pace.join("d", "image")
-    assert pace.expected("d") == pytest.approx(0.008)  # c's time, then its own
+    assert pace.expected("d", NO_CAP) == pytest.approx(0.008)  # c's time, then its own
     pace.join("e", "video")
-    assert pace.expected("e") == pytest.approx(2.008)
+    assert pace.expected("e", NO_CAP) == pytest.approx(2.008)
+    assert pace.expected("e", ahead_at_most=0.001) == pytest.approx(2.001)  # several servers behind one URL
 
 
-def test_the_estimate_follows_the_server_by_a_running_average_and_only_for_our_prompts() -> None:
+def test_a_shorter_time_counts_more_than_a_longer_one_and_only_our_prompts_count() -> None:
     pace = Pace()
-    pace.join("a", "w")
-    pace.join("b", "w")
-    pace.learn("a", entry(0, 10))
-    pace.learn("b", entry(0, 20))
+    taught(pace, "w", 1, 10, 20)
+    assert pace.per_prompt == {"w": pytest.approx(0.010 + PACE_UP * 0.010)}
+    taught(pace, "w", 2)
+    assert pace.per_prompt == {"w": pytest.approx(0.012 - PACE_DOWN * 0.010)}
     pace.learn("not ours", entry(0, 5000))
-    assert pace.per_prompt == {"w": pytest.approx(0.010 + PACE_WEIGHT * 0.010)}
+    assert pace.per_prompt == {"w": pytest.approx(0.012 - PACE_DOWN * 0.010)}
 
 
 @pytest.mark.parametrize("bad", [
@@ -50,6 +67,7 @@ def test_the_estimate_follows_the_server_by_a_running_average_and_only_for_our_p
 ])
 def test_history_without_usable_timestamps_teaches_nothing(bad: dict[str, Any]) -> None:
     pace = Pace()
-    pace.join("p", "w")
-    pace.learn("p", bad)
+    for pid in ("p", "q"):
+        pace.join(pid, "w")
+        pace.learn(pid, bad)
     assert pace.per_prompt == {}

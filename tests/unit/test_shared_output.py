@@ -14,7 +14,7 @@ from comfykit_batch.batch import connect
 from comfykit_batch.batch.manifest import ManifestError, load_manifest
 from comfykit_batch.errors import BackendError, ConfigError
 from comfykit_batch.executors.factory import create_executor
-from comfykit_batch.executors.shared_output import SharedOutput, _chunks
+from comfykit_batch.executors.shared_output import SharedOutput
 from comfykit_batch.result import OutputFile
 
 
@@ -69,15 +69,48 @@ def test_a_folder_the_server_does_not_serve_is_refused(tmp_path):
     assert os.listdir(tmp_path / "srv") == []
 
 
-def test_a_read_error_in_the_servers_folder_is_the_backends_not_the_output_disks():
+def test_a_read_error_is_the_backends_not_the_output_disks_and_the_next_try_goes_through_view(tmp_path):
     """An OSError would stop the batch as the output disk's failure; a failing read there is the backend's."""
 
     class Broken(io.BytesIO):
         def read(self, n: int | None = -1) -> bytes:
             raise OSError(5, "Input/output error")
 
-    with pytest.raises(BackendError, match="reading a.png from its output folder: Input/output error"):
-        next(_chunks(Broken(), "a.png", "http://x"))
+    folder = tmp_path / "srv"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"png")
+    shared = SharedOutput(folder, "http://x")
+    with pytest.raises(BackendError, match="reading a.png from its output folder: Input/output error") as exc:
+        next(shared._chunks(Broken(), str(folder / "a.png"), "a.png"))
+    assert exc.value.transient
+    assert shared.open(out("a.png"), serving(folder)) is None  # the retry is the server's /view
+
+
+def test_links_and_special_files_in_the_folder_are_not_read_here(tmp_path):
+    """A link could point this machine's reader at its own files (which the server's /view never sees); a pipe blocks."""
+    folder, secret = tmp_path / "srv", tmp_path / "secret"
+    folder.mkdir()
+    secret.mkdir()
+    (secret / "key").write_bytes(b"secret")
+    (folder / "link.png").symlink_to(secret / "key")
+    (folder / "sub").symlink_to(secret)
+    (folder / "inner.png").write_bytes(b"png")
+    (folder / "alias.png").symlink_to(folder / "inner.png")
+    os.mkfifo(folder / "pipe.png")
+    shared = SharedOutput(folder, "http://x")
+    for name, sub in (("link.png", ""), ("key", "sub"), ("alias.png", ""), ("pipe.png", "")):
+        assert shared.path_of(out(name, sub)) is not None  # by name, inside: only the file itself tells
+        assert shared.open(out(name, sub), serving(folder)) is None, name
+    chunks = shared.open(out("inner.png"), serving(folder))
+    assert chunks is not None and b"".join(chunks) == b"png"
+
+
+def test_a_folder_reached_through_a_link_is_read(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.png").write_bytes(b"png")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    chunks = SharedOutput(tmp_path / "alias", "http://x").open(out("a.png"), serving(tmp_path / "alias"))
+    assert chunks is not None and b"".join(chunks) == b"png"
 
 
 def test_only_comfyui_backends_take_the_folder(tmp_path):
