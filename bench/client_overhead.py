@@ -149,6 +149,7 @@ def run_cli(url: str, executor: str, n: int, offset: int, *, keep: Path, gallery
     """
     import yaml  # not in the published package's venv, which imports this module too
 
+    keep.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=keep))
     out = tmp / "out"
     manifest = {
