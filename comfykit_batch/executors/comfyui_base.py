@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypedDict
@@ -297,11 +297,7 @@ def failure_from_status(status: Mapping[str, Any]) -> Failure | None:
     """A ``Failure`` from a history entry's status, or None when it succeeded."""
     if status.get("status_str", "success") == "success" and status.get("completed", True):
         return None
-    messages = status.get("messages")
-    for message in messages if isinstance(messages, list) else []:
-        if not (isinstance(message, list) and len(message) == 2 and isinstance(message[1], Mapping)):
-            continue
-        kind, data = message
+    for kind, data in status_messages(status):
         if kind == "execution_error":
             return node_failure(data)
         if kind == "execution_interrupted":
@@ -309,6 +305,14 @@ def failure_from_status(status: Mapping[str, Any]) -> Failure | None:
             return Failure("interrupted", f"interrupted at node {nid} ({data.get('node_type')})", transient=True,
                            node_id=None if nid is None else str(nid), node_type=_opt_str(data.get("node_type")))
     return Failure("execution", f"execution ended with status {status.get('status_str')!r}")
+
+
+def status_messages(status: Any) -> Iterator[tuple[Any, Mapping[str, Any]]]:
+    """The ``[kind, data]`` messages of a history entry's status, skipping any of another shape."""
+    messages = status.get("messages") if isinstance(status, Mapping) else None
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, list) and len(message) == 2 and isinstance(message[1], Mapping):
+            yield message[0], message[1]
 
 
 def _opt_str(v: Any) -> str | None:

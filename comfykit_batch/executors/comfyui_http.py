@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .base import ProgressCallback
-from .comfyui_base import POLL_FRACTION, POLL_MIN, ComfyUIExecutor, ComfyUIOptions, JsonDict
+from .comfyui_base import POLL_FRACTION, POLL_MIN, ComfyUIExecutor, ComfyUIOptions, JsonDict, status_messages
 from .lifecycle import Deadline
 
 if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at run time
@@ -83,14 +83,12 @@ class Pace:
 
 
 def _server_seconds(entry: Mapping[str, Any]) -> float | None:
-    status = entry.get("status")
-    messages = status.get("messages") if isinstance(status, Mapping) else None
+    """How long the server took from the prompt's start to its success, by its own timestamps (None: unknown)."""
     stamps: dict[str, float] = {}
-    for m in messages if isinstance(messages, list) else []:
-        if isinstance(m, list) and len(m) == 2 and isinstance(m[1], Mapping):
-            ts = m[1].get("timestamp")
-            if m[0] in ("execution_start", "execution_success") and isinstance(ts, (int, float)):
-                stamps[m[0]] = ts / 1000.0
+    for kind, data in status_messages(entry.get("status")):
+        ts = data.get("timestamp")
+        if kind in ("execution_start", "execution_success") and isinstance(ts, (int, float)):
+            stamps[kind] = ts / 1000.0
     if len(stamps) < 2 or not 0 <= stamps["execution_success"] - stamps["execution_start"] < 86400:
         return None
     return stamps["execution_success"] - stamps["execution_start"]

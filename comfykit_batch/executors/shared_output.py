@@ -41,7 +41,7 @@ class SharedOutput:
     """The server's output folder as this machine sees it; checked once, then read."""
 
     def __init__(self, folder: str | os.PathLike[str], display: str) -> None:
-        self.folder = os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(folder))))
+        self.folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))  # normalised, so prefixes compare
         self.display = display
         self._real = os.path.realpath(self.folder)  # the folder itself may be a link (a mount point's alias)
         self._checked = False

@@ -13,6 +13,8 @@ from tests.real.test_batch_real import _example
 
 pytestmark = pytest.mark.real
 
+STREAM = ComfyUIClient.stream  # the real one, whatever a test puts in its place
+
 
 def _with_shared(tmp_path, url: str, folder) -> object:
     m = _example(tmp_path, url)
@@ -20,15 +22,20 @@ def _with_shared(tmp_path, url: str, folder) -> object:
     return m
 
 
-def test_outputs_are_read_from_the_servers_folder_not_downloaded(tmp_path, real_comfy, capsys, monkeypatch):
-    streamed: list[str] = []
-    stream = ComfyUIClient.stream
+@pytest.fixture
+def streamed(monkeypatch) -> list[str]:
+    """Every URL the client streams from a server (``/view`` downloads and the folder's probe), in order."""
+    urls: list[str] = []
 
     def recording(self, url, chunk=1 << 20):
-        streamed.append(url)
-        return stream(self, url, chunk)
+        urls.append(url)
+        return STREAM(self, url, chunk)
 
     monkeypatch.setattr(ComfyUIClient, "stream", recording)
+    return urls
+
+
+def test_outputs_are_read_from_the_servers_folder_not_downloaded(tmp_path, real_comfy, capsys, streamed):
     m = _with_shared(tmp_path, real_comfy.url, real_comfy.output_dir)
     assert main([str(m), "-q", "--limit", "6"]) == 0
     assert "6 completed, 0 failed" in capsys.readouterr().out
@@ -41,7 +48,7 @@ def test_outputs_are_read_from_the_servers_folder_not_downloaded(tmp_path, real_
         (f,) = j["files"]
         data = (tmp_path / "out" / f["path"]).read_bytes()
         assert f["size"] == len(data) > 0 and f["sha256"] == hashlib.sha256(data).hexdigest()
-        served = b"".join(stream(client, client.view_url(f["source_name"], "comfykit_batch")))  # the workflow's prefix
+        served = b"".join(STREAM(client, client.view_url(f["source_name"], "comfykit_batch")))  # the workflow's prefix
         assert data == served, "the same bytes the server's /view sends"
     client.close()
 
@@ -60,16 +67,8 @@ def test_a_folder_that_is_not_the_servers_fails_before_the_first_job(where, tmp_
     assert not list(folder.glob("comfykit-probe-*")) if folder.exists() else True
 
 
-def test_the_managed_server_is_read_from_its_own_output_folder(tmp_path, capsys, monkeypatch):
+def test_the_managed_server_is_read_from_its_own_output_folder(tmp_path, capsys, streamed):
     """``url: local`` (the README's first command): the runner knows the managed server's folder and reads it."""
-    streamed: list[str] = []
-    stream = ComfyUIClient.stream
-
-    def recording(self, url, chunk=1 << 20):
-        streamed.append(url)
-        return stream(self, url, chunk)
-
-    monkeypatch.setattr(ComfyUIClient, "stream", recording)
     m = _example(tmp_path, "local")
     assert main([str(m), "-q", "--limit", "2"]) == 0
     assert "2 completed, 0 failed" in capsys.readouterr().out
