@@ -7,6 +7,10 @@ from the server's cache and every client asks the server for exactly the same wo
 - ``raw``: the server-bound rate. A minimal client posts every prompt (client-chosen ids) as fast as
   the server accepts them, then waits for the last; rate = jobs / (first post -> last
   ``execution_success``). No client can beat it by much: it is what the server can do.
+- ``server-bound, socket listening``: the same with a WebSocket connected under the prompts' client
+  id and read to the end, so the server also encodes and sends the ~16 events of every prompt: the
+  ceiling of any client that follows its jobs by events (and a client that polls ``/history`` once
+  per job pays about as much).
 - ``comfykit 0.1.12``: the published package (own venv), with 1, 2 and 4 jobs in flight; its best.
 - ``library``: ``create_executor`` (http and websocket), 2 jobs in flight (the runner's default).
 - ``cli``: ``python -m comfykit_batch MANIFEST`` (downloads and index writes included), rate from
@@ -44,6 +48,8 @@ SWATCH = ROOT / "manifests" / "workflows" / "noisy_swatch.json"
 #: the values every job shares; only the seed differs from job to job
 FIXED = {"color": 0xFF0000, "label": "red", "strength": 0.2, "width": 32}
 PEER_CONCURRENCY = (1, 2, 4)
+#: the raw client with a WebSocket listening to its prompts' events: what any client following its jobs by events can reach
+LISTENING = "server-bound, socket listening"
 #: comfykit's HTTP executor sleeps 1 s between polls (about c jobs/s): it runs n / this many jobs, or the run takes minutes
 PEER_HTTP_FEWER = 40
 
@@ -61,16 +67,29 @@ def raw_prompt(base: dict[str, Any], seed: int) -> dict[str, Any]:
     return p
 
 
-def child_raw(url: str, n: int, offset: int) -> None:
-    """Post every prompt, then wait for the last (FIFO queue); timestamps from the server's history."""
+def child_raw(url: str, n: int, offset: int, listen: bool = False) -> None:
+    """Post every prompt, then wait for the last (FIFO queue); timestamps from the server's history.
+
+    ``listen``: a WebSocket is connected under the prompts' client id and read to the last
+    ``execution_success``, so the server encodes and sends every event of every prompt, as it does for
+    any client that follows its jobs by events: the ceiling of such a client (it does nothing else).
+    """
+    import threading
+
     import urllib3
+    import websocket
 
     base = json.loads(SWATCH.read_text())
-    bodies = [(str(uuid.uuid4()), json.dumps({"prompt": raw_prompt(base, offset + i), "client_id": "raw"}))
+    client_id = f"raw-{uuid.uuid4().hex}"
+    bodies = [(str(uuid.uuid4()), json.dumps({"prompt": raw_prompt(base, offset + i), "client_id": client_id}))
               for i in range(n)]
     bodies = [(pid, body[:-1] + f',"prompt_id":"{pid}"}}') for pid, body in bodies]
     http = urllib3.PoolManager(maxsize=2)
+    ws = websocket.create_connection(f"ws{url[4:]}/ws?clientId={client_id}") if listen else None
+    reader = threading.Thread(target=_read_to_last_success, args=(ws, n)) if ws is not None else None
     cpu0, t0 = cpu_seconds(), time.time()
+    if reader is not None:
+        reader.start()
     for _pid, body in bodies:
         r = http.request("POST", f"{url}/prompt", body=body, headers={"Content-Type": "application/json"})
         if r.status != 200:
@@ -78,6 +97,9 @@ def child_raw(url: str, n: int, offset: int) -> None:
     last = bodies[-1][0]
     while not json.loads(http.request("GET", f"{url}/history/{last}").data):
         time.sleep(0.02)
+    if reader is not None and ws is not None:
+        reader.join()
+        ws.close()
     cpu = cpu_seconds() - cpu0
     ends, ok = [], 0
     for pid, _ in bodies:
@@ -85,6 +107,13 @@ def child_raw(url: str, n: int, offset: int) -> None:
         ok += entry["status"]["status_str"] == "success"
         ends += [m[1]["timestamp"] / 1000.0 for m in entry["status"]["messages"] if m[0] == "execution_success"]
     emit({"ok": ok, "n": n, "wall": max(ends) - t0, "cpu": cpu})
+
+
+def _read_to_last_success(ws: Any, n: int) -> None:
+    done = 0
+    while done < n:
+        message = ws.recv()
+        done += isinstance(message, str) and '"execution_success"' in message
 
 
 def child_ours(url: str, executor: str, n: int, offset: int, concurrency: int) -> None:
@@ -189,7 +218,8 @@ def plan(n: int, small: int, keep: Path, server_output: Path,
             return run_child(args, python=peer_py if kind == "peer" else None)
         return run
 
-    rows: list[tuple[str, Callable[[str, str, int], dict[str, Any]]]] = [("server-bound (raw client)", child("raw"))]
+    rows: list[tuple[str, Callable[[str, str, int], dict[str, Any]]]] = [
+        ("server-bound (raw client)", child("raw")), (LISTENING, child("raw", "websocket"))]
     for ex in ("http", "websocket"):
         jobs = n if ex == "websocket" else max(4, n // PEER_HTTP_FEWER)
         rows += [(f"comfykit 0.1.12 {ex} c={c}", child("peer", ex, c, jobs)) for c in PEER_CONCURRENCY]
@@ -286,7 +316,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]], n: int, small: int) -> dict
             base = compared["cpu_s"] if compared is not None and "(compared)" in label else small_cpu
             row["marginal_cpu_ms_per_job"] = round(1000 * (row["cpu_s"] - base) / (n - small), 3)
     return {"n": n, "small": small, "server": "real ComfyUI (managed local CPU server)", "workflow": "noisy_swatch.json",
-            "server_bound_jobs_per_s": bound, "comfykit_best": best, "rows": rows, "runs": runs}
+            "server_bound_jobs_per_s": bound, "listening_x_server_bound": rows[LISTENING]["x_server_bound"],
+            "comfykit_best": best, "rows": rows, "runs": runs}
 
 
 def measure(n: int, rounds: int = 3, small: int = 20, compare: Path | None = None) -> dict[str, Any]:
@@ -347,7 +378,7 @@ def main() -> None:
     if a.profile_cli:
         return profile_cli(a.n, a.executor, Path(a.profile_cli))
     if a.child == "raw":
-        return child_raw(a.url, a.n, a.offset)
+        return child_raw(a.url, a.n, a.offset, listen=a.executor == "websocket")
     if a.child == "ours":
         return child_ours(a.url, a.executor, a.n, a.offset, a.concurrency)
     if a.child == "peer":

@@ -13,6 +13,7 @@ def test_client_overhead_smoke():
     out = measure(5, rounds=1, small=2)
     rows = out["rows"]
     assert rows["server-bound (raw client)"]["ok"] == 5 and out["server_bound_jobs_per_s"] > 0
+    assert rows["server-bound, socket listening"]["ok"] == 5 and out["listening_x_server_bound"] > 0
     for label in ("library http c=2", "library websocket c=2", "cli http", "cli websocket", "cli websocket + gallery"):
         assert rows[label]["ok"] == 5, label
     assert rows["comfykit 0.1.12 websocket c=4"]["ok"] == 5, "the published package ran side by side"
