@@ -8,9 +8,9 @@ from the server's cache and every client asks the server for exactly the same wo
   the server accepts them, then waits for the last; rate = jobs / (first post -> last
   ``execution_success``). No client can beat it by much: it is what the server can do.
 - ``server-bound, socket listening``: the same with a WebSocket connected under the prompts' client
-  id and read to the end, so the server also encodes and sends the ~16 events of every prompt: the
-  ceiling of any client that follows its jobs by events (and a client that polls ``/history`` once
-  per job pays about as much).
+  id and read to the end, so the server also encodes and sends the ~16 events of every prompt: about
+  what any client that follows its jobs by events can reach (and a client that polls ``/history``
+  once per job pays about as much).
 - ``comfykit 0.1.12``: the published package (own venv), with 1, 2 and 4 jobs in flight; its best.
 - ``library``: ``create_executor`` (http and websocket), 2 jobs in flight (the runner's default).
 - ``cli``: ``python -m comfykit_batch MANIFEST`` (downloads and index writes included), rate from
@@ -48,7 +48,7 @@ SWATCH = ROOT / "manifests" / "workflows" / "noisy_swatch.json"
 #: the values every job shares; only the seed differs from job to job
 FIXED = {"color": 0xFF0000, "label": "red", "strength": 0.2, "width": 32}
 PEER_CONCURRENCY = (1, 2, 4)
-#: the raw client with a WebSocket listening to its prompts' events: what any client following its jobs by events can reach
+#: the raw client with a WebSocket listening to its prompts' events: about what a client following its jobs by events can reach
 LISTENING = "server-bound, socket listening"
 #: comfykit's HTTP executor sleeps 1 s between polls (about c jobs/s): it runs n / this many jobs, or the run takes minutes
 PEER_HTTP_FEWER = 40
@@ -72,7 +72,7 @@ def child_raw(url: str, n: int, offset: int, listen: bool = False) -> None:
 
     ``listen``: a WebSocket is connected under the prompts' client id and read to the last
     ``execution_success``, so the server encodes and sends every event of every prompt, as it does for
-    any client that follows its jobs by events: the ceiling of such a client (it does nothing else).
+    any client that follows its jobs by events: about what such a client can reach (it does nothing else).
     """
     import threading
 
