@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -97,9 +98,8 @@ def child_raw(url: str, n: int, offset: int, listen: bool = False) -> None:
     last = bodies[-1][0]
     while not json.loads(http.request("GET", f"{url}/history/{last}").data):
         time.sleep(0.02)
-    if reader is not None and ws is not None:
+    if reader is not None:
         reader.join()
-        ws.close()
     cpu = cpu_seconds() - cpu0
     ends, ok = [], 0
     for pid, _ in bodies:
@@ -110,10 +110,12 @@ def child_raw(url: str, n: int, offset: int, listen: bool = False) -> None:
 
 
 def _read_to_last_success(ws: Any, n: int) -> None:
-    done = 0
-    while done < n:
-        message = ws.recv()
-        done += isinstance(message, str) and '"execution_success"' in message
+    """Read the socket until ``n`` prompts have succeeded, then close it."""
+    with contextlib.closing(ws):
+        done = 0
+        while done < n:
+            message = ws.recv()
+            done += isinstance(message, str) and '"execution_success"' in message
 
 
 def child_ours(url: str, executor: str, n: int, offset: int, concurrency: int) -> None:
@@ -172,9 +174,9 @@ def run_cli(url: str, executor: str, n: int, offset: int, *, keep: Path, gallery
     (see ``set_aside``). ``gallery``: the end-of-run gallery (on by default for users; off here
     unless asked, since its thumbnails are a report, not the running of jobs). ``server_output``: the
     server's output folder, given as the backend's ``server_output_dir`` (outputs read there, not
-    downloaded). ``python`` is the
-    interpreter command (a profiler's command line ending in the interpreter, to profile).
-    ``code`` is the folder whose ``comfykit_batch`` runs (another checkout, to compare before and after a change).
+    downloaded). ``python`` is the interpreter command (a profiler's command line ending in the
+    interpreter, to profile). ``code`` is the folder whose ``comfykit_batch`` runs (another
+    checkout, to compare before and after a change).
     """
     import yaml  # not in the published package's venv, which imports this module too
 
