@@ -3,11 +3,20 @@
 ``execute_sync`` / ``execute_json_sync`` do the work; ``execute`` and
 ``execute_json`` are the same calls run on the kit's own thread pool, so async
 code gets the seed's API and a cancelled task interrupts its remote prompt.
+
+The two halves differ in one deliberate way. The seed's async calls answer every
+run with an ``ExecuteResult``, as code written for the published ``comfykit``
+expects: bad input (a missing file, a missing required parameter) is a failed
+result whose ``msg`` says why, and a parameter the workflow does not have is
+ignored, named in ``ignored_params`` and logged. The blocking calls are this
+package's own and raise before anything is submitted, as ``strict=True`` makes
+the async calls do too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -15,12 +24,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .defaults import DEFAULTS, env_comfyui_url, executor_type
-from .errors import ConfigError
+from .errors import AuthError, BackendError, ComfyKitError, ConfigError, MissingNodesError
 from .executors.base import Executor, ProgressCallback
 from .executors.factory import create_executor
-from .result import ExecuteResult
+from .result import ExecuteResult, Failure, FailureKind
 from .sources import WorkflowSource, is_remote, resolve_workflow
 from .workflow import Workflow
+
+logger = logging.getLogger(__name__)
+
+UnknownParams = Literal["warn", "error"]
+#: ``compat="comfykit"``: the published package's status words for a failed run
+COMPAT_MODES = ("comfykit",)
 
 
 def _env_number(name: str, default: float, cast: Callable[[Any], Any] = float) -> Any:
@@ -43,6 +58,28 @@ def _executor_type(value: str | None) -> str:
     return DEFAULTS.library_executor
 
 
+def _compat(value: str | None) -> str | None:
+    """The ``compat`` argument, else ``COMFYKIT_COMPAT``; None or one of ``COMPAT_MODES``."""
+    raw = value if value is not None else os.environ.get("COMFYKIT_COMPAT", "").strip() or None
+    if raw is not None and raw not in COMPAT_MODES:
+        where = "compat" if value is not None else "COMFYKIT_COMPAT"
+        raise ConfigError(f"{where} must be one of {', '.join(COMPAT_MODES)} (or unset), got {raw!r}")
+    return raw
+
+
+def failure_of(exc: ComfyKitError) -> Failure:
+    """The failure a lenient call returns for an error raised before anything was submitted."""
+    kind: FailureKind = "invalid"
+    transient = False
+    if isinstance(exc, AuthError):
+        kind = "auth"
+    elif isinstance(exc, BackendError):
+        kind, transient = "connection", exc.transient
+    elif isinstance(exc, (ConfigError, MissingNodesError)):
+        kind = "config"
+    return Failure(kind, str(exc), transient=transient, exception_type=type(exc).__name__)
+
+
 class ComfyKit:
     """Run ComfyUI workflows on a ComfyUI server or on RunningHub.
 
@@ -53,6 +90,13 @@ class ComfyKit:
 
     ``timeout`` bounds each ComfyUI call and ``runninghub_timeout`` each RunningHub
     call, unless the call passes its own ``timeout=``.
+
+    ``strict`` makes ``execute``/``execute_json`` raise bad input as the blocking calls
+    do, instead of returning a failed result. ``unknown_params``: ``"warn"`` (the default
+    when not strict) runs without parameters the workflow does not have, naming them in
+    ``result.ignored_params`` and a logged warning; ``"error"`` refuses them.
+    ``compat="comfykit"`` (or ``COMFYKIT_COMPAT=comfykit``) gives failed results the
+    published package's status words, ``"error"`` (``"timeout"`` for a timeout).
     """
 
     def __init__(
@@ -65,9 +109,13 @@ class ComfyKit:
         runninghub_api_key: str | None = None,
         runninghub_timeout: float | None = None,
         runninghub_retry_count: int | None = None,
+        runninghub_instance_type: str | None = None,
         *,
         timeout: float | None = None,
         max_workers: int = DEFAULTS.library_max_workers,
+        strict: bool = False,
+        unknown_params: UnknownParams | None = None,
+        compat: str | None = None,
     ) -> None:
         self.comfyui_url = (comfyui_url or env_comfyui_url() or DEFAULTS.comfyui_url).rstrip("/")
         self.executor_type = _executor_type(executor_type)
@@ -83,8 +131,14 @@ class ComfyKit:
             runninghub_retry_count if runninghub_retry_count is not None
             else _env_number("RUNNINGHUB_RETRY_COUNT", DEFAULTS.runninghub_retry_count, int)
         )
+        self.runninghub_instance_type = runninghub_instance_type or os.environ.get("RUNNINGHUB_INSTANCE_TYPE") or None
         self.timeout = timeout if timeout is not None else _env_number("COMFYUI_TIMEOUT", DEFAULTS.library_timeout)
         self.max_workers = max_workers
+        if unknown_params not in (None, "warn", "error"):
+            raise ConfigError(f"unknown_params must be 'warn' or 'error', got {unknown_params!r}")
+        self.strict = strict
+        self.unknown_params: UnknownParams = unknown_params or ("error" if strict else "warn")
+        self.compat = _compat(compat)
         self._comfyui: Executor | None = None
         self._runninghub: Executor | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -111,10 +165,13 @@ class ComfyKit:
         with self._lock:
             if self._runninghub is None:
                 if not self.runninghub_api_key:
-                    raise ConfigError("this workflow runs on RunningHub: set runninghub_api_key or RUNNINGHUB_API_KEY")
+                    also = (" (the ComfyUI api_key is never sent to RunningHub: pass it as runninghub_api_key to use it there)"
+                            if self.api_key else "")
+                    raise ConfigError(f"this workflow runs on RunningHub: set runninghub_api_key or RUNNINGHUB_API_KEY{also}")
                 self._runninghub = create_executor(
                     self.runninghub_url, type="runninghub", api_key=self.runninghub_api_key,
                     timeout=self.runninghub_timeout, retry_count=self.runninghub_retry_count,
+                    instance_type=self.runninghub_instance_type,
                 )
             return self._runninghub
 
@@ -139,12 +196,10 @@ class ComfyKit:
 
         ``timeout`` defaults to the kit's ``timeout`` on ComfyUI and to ``runninghub_timeout``
         on RunningHub; when it passes, the remote job is interrupted and the result is failed.
+        Bad input raises (``WorkflowError``, ``ParameterError``, ``ConfigError``, ...) before
+        anything is submitted, whatever ``strict`` says.
         """
-        executor, wf, default_timeout = self._route(workflow)
-        return executor.execute(
-            wf, params, timeout=timeout if timeout is not None else default_timeout,
-            on_progress=on_progress, cancel=cancel,
-        )
+        return self._call(workflow, params, True, timeout, on_progress, cancel)
 
     def execute_json_sync(
         self,
@@ -156,7 +211,57 @@ class ComfyKit:
         cancel: threading.Event | None = None,
     ) -> ExecuteResult:
         """``execute_sync`` for a workflow given as a dict."""
-        return self.execute_sync(Workflow(workflow_json), params, timeout=timeout, on_progress=on_progress, cancel=cancel)
+        return self._call(workflow_json, params, True, timeout, on_progress, cancel)
+
+    def _call(
+        self,
+        workflow: WorkflowSource,
+        params: Mapping[str, Any] | None,
+        strict: bool,
+        timeout: float | None,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> ExecuteResult:
+        """One run; a lenient call (not ``strict``) turns bad input into a failed result instead of raising."""
+        ignored: list[str] = []
+        try:
+            executor, wf, default_timeout = self._route(workflow)
+            params, ignored = self._known_params(executor, wf, params, strict)
+            result = executor.execute(
+                wf, params, timeout=timeout if timeout is not None else default_timeout,
+                on_progress=on_progress, cancel=cancel,
+            )
+        except ComfyKitError as exc:
+            if strict:
+                raise
+            result = ExecuteResult.failed(failure_of(exc))
+        result.ignored_params = ignored
+        if self.compat == "comfykit" and result.status == "failed":
+            result.status = "timeout" if result.failure and result.failure.kind == "timeout" else "error"
+        return result
+
+    def _known_params(
+        self, executor: Executor, wf: Workflow, params: Mapping[str, Any] | None, strict: bool
+    ) -> tuple[Mapping[str, Any] | None, list[str]]:
+        """``params`` without the names ``wf`` lacks, and those names; unchanged when unknown names are refused.
+
+        Strict calls (the blocking ones, and every call of a ``strict`` kit) refuse them; AI apps
+        (``webapp:<id>``, named by ``nodeId.fieldName``) have no markers to compare with.
+        """
+        if not params or wf.meta.get("_webapp_id"):
+            return params, []
+        if not wf.nodes and wf.meta.get("_workflow_id"):
+            executor.prepare(wf)  # a RunningHub workflow id: its markers come with its JSON
+        if strict or self.unknown_params == "error":
+            if wf.nodes:
+                wf.check_params(params)  # names first: a typo costs no request
+            return params, []
+        ignored = sorted(str(k) for k in params if k not in wf.parameters)
+        if not ignored:
+            return params, []
+        logger.warning("%s: ignoring parameters the workflow does not have: %s (known: %s)",
+                       wf.source, ", ".join(ignored), ", ".join(sorted(wf.parameters)) or "none")
+        return {k: v for k, v in params.items() if k in wf.parameters}, ignored
 
     def list_params(self, workflow: WorkflowSource) -> list[dict[str, Any]]:
         """The workflow's DSL parameters: name, nodes, required, default, type, description."""
@@ -175,10 +280,13 @@ class ComfyKit:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> ExecuteResult:
-        """Run a workflow and return its ``ExecuteResult`` (the seed API); cancelling the task interrupts the job."""
+        """Run a workflow and return its ``ExecuteResult`` (the seed API); cancelling the task interrupts the job.
+
+        Bad input is a failed result (``msg`` says why, ``failure.kind`` is ``invalid``,
+        ``config`` or ``auth``) unless the kit is ``strict``.
+        """
         return await self._in_thread(
-            lambda stop: self.execute_sync(workflow, params, timeout=timeout, on_progress=on_progress, cancel=stop),
-            cancel,
+            lambda stop: self._call(workflow, params, self.strict, timeout, on_progress, stop), cancel,
         )
 
     async def execute_json(
@@ -190,10 +298,9 @@ class ComfyKit:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> ExecuteResult:
-        """Run a workflow given as a dict (the seed API)."""
+        """Run a workflow given as a dict (the seed API); bad input is a failed result, as in ``execute``."""
         return await self._in_thread(
-            lambda stop: self.execute_json_sync(workflow_json, params, timeout=timeout, on_progress=on_progress,
-                                                cancel=stop),
+            lambda stop: self._call(workflow_json, params, self.strict, timeout, on_progress, stop),
             cancel,
         )
 
@@ -214,7 +321,12 @@ class ComfyKit:
             raise
 
     # -- lifecycle ------------------------------------------------------------------
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Release the executors' connections and the kit's threads (the seed's ``await kit.close()``)."""
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        """``close`` for blocking code (``with ComfyKit(...) as kit`` calls it)."""
         for ex in (self._comfyui, self._runninghub):
             if ex is not None:
                 ex.close()
@@ -226,10 +338,11 @@ class ComfyKit:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close_sync()
 
     async def __aenter__(self) -> ComfyKit:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
+        self.close_sync()
+

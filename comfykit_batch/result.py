@@ -7,9 +7,11 @@ The fields of the seed API are kept as they were (URL lists, ``*_by_var``,
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
 
 Kind = Literal["image", "video", "audio", "text", "file"]
 
@@ -132,10 +134,80 @@ class ExecuteResult:
     params: dict[str, Any] = field(default_factory=dict)  # the values actually submitted
     backend: str | None = None
     cost: dict[str, Any] | None = None  # RunningHub: taskCostTime, consumeCoins
+    ignored_params: list[str] = field(default_factory=list)  # names the workflow does not have (ComfyKit's lenient mode)
+
+    #: the published comfykit's ``ExecuteResult`` fields, in its declaration order (its ``model_dump`` keys)
+    SEED_FIELDS: ClassVar[tuple[str, ...]] = (
+        "status", "prompt_id", "duration", "images", "images_by_var", "audios", "audios_by_var",
+        "videos", "videos_by_var", "texts", "texts_by_var", "outputs", "msg",
+    )
 
     @property
     def ok(self) -> bool:
         return self.status == "completed"
+
+    # -- the published package's pydantic surface -------------------------------------
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] = "python",
+        include: Collection[str] | None = None,
+        exclude: Collection[str] | None = None,
+        exclude_none: bool = False,
+        extras: bool = False,
+    ) -> dict[str, Any]:
+        """The result as a dict, as comfykit's pydantic ``model_dump`` gives it: its 13 fields in its order.
+
+        ``extras=True`` adds this package's fields (``files``, ``failure``, ``seeds``, ...) after them.
+        ``mode="json"`` gives only JSON types (``OutputFile``/``Failure`` become dicts either way).
+        """
+        names = self.SEED_FIELDS + (tuple(f.name for f in fields(self) if f.name not in self.SEED_FIELDS) if extras else ())
+        out: dict[str, Any] = {}
+        for name in names:
+            if (include is not None and name not in include) or (exclude is not None and name in exclude):
+                continue
+            value = _plain(getattr(self, name))
+            if value is None and exclude_none:
+                continue
+            out[name] = value
+        return json.loads(json.dumps(out, default=str)) if mode == "json" else out
+
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        include: Collection[str] | None = None,
+        exclude: Collection[str] | None = None,
+        exclude_none: bool = False,
+        extras: bool = False,
+    ) -> str:
+        """``model_dump`` as JSON text, byte for byte what pydantic writes for comfykit's model."""
+        data = self.model_dump(include=include, exclude=exclude, exclude_none=exclude_none, extras=extras)
+        separators = (",", ": ") if indent is not None else (",", ":")
+        return json.dumps(data, indent=indent, separators=separators, ensure_ascii=False, default=str)
+
+    @classmethod
+    def model_validate(cls, obj: Mapping[str, Any] | ExecuteResult) -> ExecuteResult:
+        """A result from a dict (comfykit's ``model_dump`` or ours with extras); unknown keys are ignored, as pydantic does.
+
+        Raises ``ValueError`` naming the field when a value has the wrong shape.
+        """
+        if isinstance(obj, ExecuteResult):
+            return obj
+        if not isinstance(obj, Mapping):
+            raise ValueError(f"ExecuteResult expects a mapping, got {type(obj).__name__}")
+        if not isinstance(obj.get("status"), str):
+            raise ValueError("ExecuteResult.status: a string is required")
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            if obj.get(f.name) is not None:
+                kw[f.name] = _field_value(f.name, obj[f.name])
+        return cls(**kw)
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> ExecuteResult:
+        """``model_validate`` of a JSON document."""
+        return cls.model_validate(json.loads(data))
 
     @classmethod
     def failed(cls, failure: Failure, **kw: Any) -> ExecuteResult:
@@ -160,3 +232,38 @@ class ExecuteResult:
     def add_text(self, var: str, text: str) -> None:
         self.texts.append(text)
         self.texts_by_var.setdefault(var, []).append(text)
+
+
+def _plain(value: Any) -> Any:
+    """Copies of lists and dicts (a dump never aliases the result), dataclasses as dicts."""
+    if isinstance(value, Failure):
+        return value.to_dict()
+    if isinstance(value, OutputFile):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _field_value(name: str, value: Any) -> Any:
+    """One field of ``model_validate``: lists of str, dicts of lists of str, numbers coerced as pydantic would."""
+    if value is None:
+        return None
+    try:
+        if name == "duration":
+            return float(value)
+        if name in ("prompt_id", "msg", "backend"):
+            return str(value)
+        if name == "failure":
+            return value if isinstance(value, Failure) else Failure(**value)
+        if name == "files":
+            return [v if isinstance(v, OutputFile) else OutputFile(**v) for v in value]
+        if name.endswith("_by_var"):
+            return {str(k): [str(v) for v in vs] for k, vs in dict(value).items()}
+        if name in ("images", "videos", "audios", "texts", "previews", "ignored_params"):
+            return [str(v) for v in value]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"ExecuteResult.{name}: {exc}") from exc
+    return value

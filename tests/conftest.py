@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from comfykit_batch.local_comfyui import LocalComfyUI, LocalComfyUIError
+
+# Hypothesis keeps its example database outside the checkout (never a .hypothesis/ in the repository).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "comfykit-batch-hypothesis")
 
 # Fuzz suites: ``ci`` (the default, modest example counts) and ``long`` (``--hypothesis-profile=long``).
 _FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}

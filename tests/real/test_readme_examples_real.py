@@ -64,7 +64,7 @@ def test_runninghub_example(tmp_path, monkeypatch):
         body = "\n".join(line + ("\nresults.append(r)" if line.startswith("r = await") else "")
                          for line in BLOCKS[1].splitlines())
         code = ("import os\nfrom comfykit_batch import ComfyKit\n\nasync def main(results):\n"
-                + textwrap.indent(body, "    ") + "\n    kit.close()\n")
+                + textwrap.indent(body, "    ") + "\n    await kit.close()\n")
         scope: dict = {}
         exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
         results: list = []

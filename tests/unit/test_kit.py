@@ -101,7 +101,7 @@ def test_runninghub_timeout_reaches_the_executor_it_builds():
     kit = ComfyKit(runninghub_api_key="rk-test", runninghub_timeout=2, runninghub_retry_count=0)
     ex = kit.runninghub
     assert type(ex).__name__ == "RunningHubExecutor" and ex.timeout == 2 and ex.retry_count == 0
-    kit.close()
+    kit.close_sync()
 
 
 def test_async_api_names_every_keyword_and_passes_them_through():
@@ -116,7 +116,7 @@ def test_async_api_names_every_keyword_and_passes_them_through():
     first, second = kit._comfyui.calls
     assert (first["timeout"], first["on_progress"], first["cancel"]) == (3, progress, stop)
     assert second["timeout"] == 5 and isinstance(second["cancel"], threading.Event)
-    kit.close()
+    kit.close_sync()
 
 
 def test_list_params_still_reads_the_markers():
