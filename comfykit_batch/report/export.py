@@ -103,9 +103,7 @@ def _export_files(results: Results, records: list[dict[str, Any]], fmt: str, des
     chosen = [(rec, f) for rec in records for f in rec.get("files") or [] if f.get("kind") == kind and (var is None or f.get("var") == var)]
     if not chosen:
         raise UsageError(f"{results.root}: no {kind} output{f' named {var}' if var else ''} among the {len(records)} selected jobs")
-    varying = results.varying()
-    sample = names.fields(chosen[0][0], chosen[0][1], 0, varying)
-    known = sorted(set(sample) | set(results.param_names()))
+    known = names.known_fields(results.records)  # a field only some jobs have is left empty for the others
     names.check_template(template, "--name-template", known)
     if caption:
         names.check_template(caption, "--caption", known)
@@ -113,36 +111,50 @@ def _export_files(results: Results, records: list[dict[str, Any]], fmt: str, des
         texts = sorted({k for rec, _ in chosen for k in rec.get("texts") or {}})
         raise UsageError(f"--caption-var {caption_var}: no such text output; text outputs: {', '.join(texts) or 'none'}")
     result = ExportResult(dest, fmt)
-    namer, meta = names.Namer(), []
-    counter: dict[tuple[Any, Any], int] = {}
-    for rec, f in chosen:
-        src = results.root / f["path"]
-        if not src.is_file():
-            result.skipped["missing file"] = result.skipped.get("missing file", 0) + 1
-            continue
-        n = counter[(rec.get("id"), f.get("var"))] = counter.get((rec.get("id"), f.get("var")), -1) + 1
-        values = names.fields(rec, f, n, varying)
-        rel = namer.name(names.render(template, values), values["ext"])
-        text = _caption(rec, values, caption, caption_var) if fmt == "kohya" else None
-        if fmt == "kohya" and text is None:
-            result.skipped["no caption"] = result.skipped.get("no caption", 0) + 1
-            continue
-        link(src, dest / rel)
-        result.files += 1
+    planned = _plan(results, chosen, result, kohya=fmt == "kohya", caption=caption, caption_var=caption_var, template=template)
+    meta = []
+    for rec, f, rel, text in planned:
+        link(results.root / f["path"], dest / rel)
         if text is not None:
             save_stream([text.encode("utf-8")], (dest / rel).with_suffix(".txt"))
         else:
             meta.append(_metadata_row(rel, rec, f))
     if fmt != "kohya":
-        body = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in meta)
+        body = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in table.one_type_per_column(meta))
         result.index = save_stream([body.encode("utf-8")], dest / "metadata.jsonl").path
-    result.rows = result.files
+    result.files = result.rows = len(planned)
     return result
+
+
+Planned = tuple[dict[str, Any], dict[str, Any], str, str | None]  # record, file, exported name, caption
+
+
+def _plan(results: Results, chosen: list[tuple[dict[str, Any], dict[str, Any]]], result: ExportResult, *, kohya: bool,
+          caption: str | None, caption_var: str | None, template: str) -> list[Planned]:
+    """Every exported file's name and caption, worked out before anything is written.
+
+    So a template that fails on some job (``{label:d}``) stops the export with nothing half-written.
+    """
+    varying = results.varying()
+    namer, planned = names.Namer(), []
+    counter: dict[tuple[Any, Any], int] = {}
+    for rec, f in chosen:
+        if not (results.root / f["path"]).is_file():
+            result.skipped["missing file"] = result.skipped.get("missing file", 0) + 1
+            continue
+        n = counter[(rec.get("id"), f.get("var"))] = counter.get((rec.get("id"), f.get("var")), -1) + 1
+        values = names.fields(rec, f, n, varying)
+        text = _caption(rec, values, caption, caption_var) if kohya else None
+        if kohya and text is None:
+            result.skipped["no caption"] = result.skipped.get("no caption", 0) + 1
+            continue
+        planned.append((rec, f, namer.name(names.render(template, values, "--name-template"), values["ext"]), text))
+    return planned
 
 
 def _caption(rec: Mapping[str, Any], values: Mapping[str, Any], template: str | None, caption_var: str | None) -> str | None:
     if template:
-        return names.render(template, values)
+        return names.render(template, values, "--caption")
     texts = (rec.get("texts") or {}).get(caption_var or "")
     return " ".join(str(t).strip() for t in texts) if texts else None
 

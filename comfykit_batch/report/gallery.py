@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,17 @@ def write_gallery(output_dir: str | Path, *, thumbs: bool = True, thumb_size: in
     """
     results = load_results(output_dir)
     made = ensure_thumbs(results.root, results.records, thumb_size) if thumbs else {}
-    data = page_data(results, made)
-    text = TEMPLATE.replace("__DATA__", json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c"))
-    text = text.replace("__TITLE__", html.escape(f"{results.name}: {len(results.records)} jobs"))
+    data = json.dumps(page_data(results, made), ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    text = fill(TEMPLATE, {"__DATA__": data, "__TITLE__": html.escape(f"{results.name}: {len(results.records)} jobs")})
     return save_stream([text.encode("utf-8")], results.root / GALLERY).path
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """Each placeholder replaced in one pass over the template only, so no value is searched again.
+
+    (Replacing one placeholder after another would rewrite a swept value that happens to read ``__TITLE__``.)
+    """
+    return re.sub("|".join(map(re.escape, values)), lambda m: values[m.group(0)], template)
 
 
 def _inside(path: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -12,6 +12,8 @@ from ..files import safe_name
 from .index import label_of
 
 DEFAULT_TEMPLATE = "{workflow}/{params}_{var}_{n}{ext}"
+FIXED = ["workflow", "id", "var", "n", "ext", "kind", "status", "params"]
+FORMATTER = string.Formatter()
 
 
 def fields(rec: Mapping[str, Any], file: Mapping[str, Any], n: int, varying: list[str]) -> dict[str, Any]:
@@ -25,22 +27,67 @@ def fields(rec: Mapping[str, Any], file: Mapping[str, Any], n: int, varying: lis
     return out
 
 
-def check_template(template: str, option: str, known: list[str]) -> None:
-    """Fail in one line on a malformed template or a field no job has."""
+def known_fields(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every field some job has: its parameters and seeds (a block may set a parameter others lack) and the fixed ones."""
+    known = dict.fromkeys(FIXED)
+    for rec in records:
+        known.update(dict.fromkeys(rec.get("seeds") or {}))
+        known.update(dict.fromkeys(rec.get("params") or {}))
+    return sorted(known)
+
+
+def _parse(template: str, option: str) -> list[tuple[str, str | None, str | None, str | None]]:
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        return list(FORMATTER.parse(template))
     except ValueError as exc:
         raise UsageError(f"{option} {template!r}: {exc}") from None
-    for name in names:
+
+
+def check_template(template: str, option: str, known: list[str]) -> None:
+    """Fail in one line on a malformed template, a field no job has or an unknown ``!conversion``."""
+    for name, conversion in _fields(template, option):
         base = name.split(".")[0].split("[")[0]
         if not base or base not in known:
             raise UsageError(f"{option} {template!r}: unknown field {{{name}}}; known fields: {', '.join(known)}")
+        if conversion not in (None, "s", "r", "a"):
+            raise UsageError(f"{option} {template!r}: {{{name}!{conversion}}}: unknown conversion; expected !s, !r or !a")
 
 
-def render(template: str, values: Mapping[str, Any]) -> str:
-    """The template filled in, values shown as in the gallery (strings bare, numbers as written)."""
-    return template.format_map({k: v if isinstance(v, (int, float)) and not isinstance(v, bool) else label_of(v)
-                                for k, v in values.items()})
+def _fields(template: str, option: str) -> Iterator[tuple[str, str | None]]:
+    """Each field's name and conversion, those nested in a format spec too (``{seed:{width}}``)."""
+    for _, name, spec, conversion in _parse(template, option):
+        if name is not None:
+            yield name, conversion
+        if spec:
+            yield from _fields(spec, option)
+
+
+def render(template: str, values: Mapping[str, Any], option: str = "template") -> str:
+    """The template filled in, values shown as in the gallery (strings bare, numbers as written).
+
+    A field this job lacks (a parameter only another sweep block sets) is left empty, format spec and all,
+    so a name loses that part rather than the export stopping; a spec that does not fit a value
+    (``{label:d}`` on ``red``) is a one-line ``UsageError`` naming the option, the field and the job.
+    """
+    shown = {k: v if isinstance(v, (int, float)) and not isinstance(v, bool) else label_of(v) for k, v in values.items()}
+    out = []
+    for literal, name, spec, conversion in _parse(template, option):
+        out.append(literal)
+        if name is not None:
+            out.append(_field(template, option, shown, name, spec or "", conversion))
+    return "".join(out)
+
+
+def _field(template: str, option: str, shown: Mapping[str, Any], name: str, spec: str, conversion: str | None) -> str:
+    if name.split(".")[0].split("[")[0] not in shown:
+        return ""
+    try:
+        value = FORMATTER.get_field(name, (), shown)[0]
+        return format(FORMATTER.convert_field(value, conversion), render(spec, shown, option))
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        job = shown.get("id") or "?"
+        raise UsageError(f"{option} {template!r}: cannot fill {{{name}{'!' + conversion if conversion else ''}"
+                         f"{':' + spec if spec else ''}}} for job {job}: {exc}") from None
 
 
 class Namer:

@@ -34,6 +34,7 @@ td.cell { vertical-align: top; background: #fff; border: 1px solid #e2e2e2; padd
 .item.failed { background: #fde8e8; color: #b01e1e; border: 2px solid #be1e1e; padding: 4px; box-sizing: border-box; font-size: 12px; }
 .item.missing { background: #eee; color: #666; padding: 4px; box-sizing: border-box; font-size: 12px; }
 .item .file { font-size: 12px; word-break: break-all; }
+.item .tag { font-size: 11px; color: #333; word-break: break-word; }
 .empty { color: #999; font-size: 12px; }
 </style>
 </head>
@@ -58,14 +59,33 @@ const D = JSON.parse(document.getElementById("data").textContent);
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const url = (p) => p.split("/").map(encodeURIComponent).join("/");
-const state = {x: D.x || "", y: D.y || "", v: D.vars[0] || "", status: "", filters: {}};
+const state = {x: D.x || "", y: D.y || "", v: D.vars[0] || "", status: "", filters: Object.create(null)};
+// what a bookmark may set; anything else (an axis, output or value this page no longer has) keeps the default
+const allowed = {
+  x: (v) => v === "" || D.params.includes(v),
+  y: (v) => v === "" || D.params.includes(v),
+  v: (v) => v === "" || D.vars.includes(v),
+  status: (v) => ["", "completed", "failed"].includes(v),
+};
 
 function readHash() {
   const h = new URLSearchParams(location.hash.slice(1));
   for (const [k, v] of h) {
-    if (k === "x" || k === "y" || k === "v" || k === "status") state[k] = v;
-    else if (k.startsWith("f.") && D.params.includes(k.slice(2))) state.filters[k.slice(2)] = v;
+    if (Object.hasOwn(allowed, k) && allowed[k](v)) state[k] = v;
+    else if (k.startsWith("f.") && D.params.includes(k.slice(2)) && validValue(k.slice(2), v)) state.filters[k.slice(2)] = v;
   }
+  if (state.x && state.x === state.y) state.y = [D.y, D.x].find((p) => p && p !== state.x) || "";
+}
+function validValue(p, v) {
+  return v === "" || (/^[0-9]+$/.test(v) && Number(v) < D.values[p].length);
+}
+function setAxis(key, value) {
+  // one parameter on both axes would make a diagonal table: picking the other axis's parameter swaps the two
+  const other = key === "x" ? "y" : "x";
+  if (value && value === state[other]) state[other] = state[key];
+  state[key] = value;
+  $("axis-x").value = state.x;
+  $("axis-y").value = state.y;
 }
 function writeHash() {
   const h = new URLSearchParams({x: state.x, y: state.y, v: state.v, status: state.status});
@@ -79,7 +99,7 @@ function buildControls() {
   for (const id of ["axis-x", "axis-y"]) {
     const key = id === "axis-x" ? "x" : "y";
     $(id).innerHTML = option("", "(none)", !state[key]) + D.params.map((p) => option(p, p, state[key] === p)).join("");
-    $(id).onchange = (e) => { state[key] = e.target.value; render(); };
+    $(id).onchange = (e) => { setAxis(key, e.target.value); render(); };
   }
   $("var").innerHTML = option("", "(all)", !state.v) + D.vars.map((v) => option(v, v, state.v === v)).join("");
   $("var").onchange = (e) => { state.v = e.target.value; render(); };
@@ -103,10 +123,27 @@ function hover(job) {
   lines.push(`workflow = ${job.w}`, `status = ${job.s}`, `job = ${job.id}`);
   return esc(lines.join("\n"));
 }
-function itemHtml(job) {
-  const title = hover(job);
-  const head = `class="item" data-id="${esc(job.id)}" title="${title}"`;
-  if (job.s !== "completed") return `<div ${head.replace('class="item"', 'class="item failed"')}>${esc(job.s)}: ${esc(job.e || "")}</div>`;
+function cellTags(list) {
+  // per job, what tells it apart from the others sharing its cell, shown on each of its items (hover alone is
+  // not enough); the parameters and workflow that differ there, plus the job id where those are the same (repeats)
+  const tags = new Map();
+  if (list.length < 2) return tags;
+  const differs = (f) => new Set(list.map(f)).size > 1;
+  const params = D.params.filter((p) => differs((j) => j.p[p])), workflow = differs((j) => j.w);
+  for (const j of list) {
+    const parts = params.filter((p) => p in j.p).map((p) => `${p} = ${D.values[p][j.p[p]]}`);
+    if (workflow) parts.unshift(`workflow = ${j.w}`);
+    tags.set(j, parts.join(", "));
+  }
+  const count = new Map();
+  for (const t of tags.values()) count.set(t, (count.get(t) || 0) + 1);
+  for (const [j, t] of tags) if (count.get(t) > 1) tags.set(j, (t ? t + ", " : "") + `job = ${j.id}`);
+  return tags;
+}
+function itemHtml(job, text) {
+  const tag = text ? `<div class="tag">${esc(text)}</div>` : "";
+  const item = (cls, inner) => `<div class="${cls}" data-id="${esc(job.id)}" title="${hover(job)}">${inner}</div>`;
+  if (job.s !== "completed") return item("item failed", `${tag}${esc(job.s)}: ${esc(job.e || "")}`);
   const parts = [];
   // one output chosen: the job's text outputs go under it as captions; "(all)": each text is an item of its own
   const captions = state.v && !(state.v in job.t) ?
@@ -117,18 +154,18 @@ function itemHtml(job) {
     const link = `<a class="file" href="${href}">${esc(v)}</a>`;
     if (kind === "image") {
       const img = `<img loading="lazy" decoding="async" alt="${esc(v)}" src="${url(thumb || path)}">`;
-      parts.push(`<div ${head}><a href="${href}" target="_blank">${img}</a>${captions}</div>`);
+      parts.push(item("item", `<a href="${href}" target="_blank">${img}</a>${tag}${captions}`));
     } else if (kind === "video" || kind === "audio") {
-      parts.push(`<div ${head}><${kind} controls preload="none" src="${href}"></${kind}>${link}${captions}</div>`);
+      parts.push(item("item", `<${kind} controls preload="none" src="${href}"></${kind}>${link}${tag}${captions}`));
     } else {
-      parts.push(`<div ${head}><a class="file" href="${href}">${esc(v)}: ${esc(path.split("/").pop())}</a></div>`);
+      parts.push(item("item", `<a class="file" href="${href}">${esc(v)}: ${esc(path.split("/").pop())}</a>${tag}`));
     }
   }
   for (const [v, texts] of Object.entries(job.t)) {
     if (state.v && v !== state.v) continue;
-    parts.push(`<div ${head.replace('class="item"', 'class="item text"')}><pre>${esc(texts.join("\n"))}</pre></div>`);
+    parts.push(item("item text", `${tag}<pre>${esc(texts.join("\n"))}</pre>`));
   }
-  return parts.length ? parts.join("") : `<div ${head.replace('class="item"', 'class="item missing"')}>no '${esc(state.v)}' output</div>`;
+  return parts.length ? parts.join("") : item("item missing", `${tag}no '${esc(state.v)}' output`);
 }
 function axisValues(jobs, p) {
   if (!p) return [null];
@@ -153,7 +190,8 @@ function render() {
     out.push(`<tr><th class="row-label">${label(state.y, y)}</th>`);
     for (const x of xs) {
       const list = cells.get(x + "|" + y) || [];
-      const body = list.length ? list.map(itemHtml).join("") : '<span class="empty">no job</span>';
+      const tags = cellTags(list);
+      const body = list.length ? list.map((j) => itemHtml(j, tags.get(j))).join("") : '<span class="empty">no job</span>';
       const dx = x === null ? "" : esc(D.values[state.x][x]), dy = y === null ? "" : esc(D.values[state.y][y]);
       out.push(`<td class="cell" data-x="${dx}" data-y="${dy}"><div class="items">${body}</div></td>`);
     }
