@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..report.export import FORMATS, STATUSES, export
 from ..report.gallery import write_gallery
-from ..report.grid import make_grid
+from ..report.grid import default_name, make_grid
+from .args import Parser
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"comfykit-batch {command}")
+    p = Parser(prog=f"comfykit-batch {command}")
     p.add_argument("output", help="a batch's output folder (the one holding index.json), e.g. output/example-sweep")
     if command == "grid":
         p.description = "Draw an XY grid image of one output across two parameters."
@@ -21,7 +23,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE", help="keep only these jobs (repeatable)")
         p.add_argument("--var", metavar="NAME", help="which output to show (default: the first image output)")
         p.add_argument("--cell", type=int, default=256, metavar="PX", help="cell size in pixels (default 256)")
-        p.add_argument("-o", "--out", metavar="FILE.png", help="where to write (default OUTPUT/grid.png)")
+        p.add_argument("--font", metavar="PATH", help="a .ttf/.otf/.ttc font tried first for every label "
+                       "(default: DejaVu Sans, Noto Sans CJK or another system font that has the label's characters)")
+        p.add_argument("-o", "--out", metavar="FILE.png", help="where to write (default OUTPUT/grid_X_by_Y.png, or "
+                       "OUTPUT/grid_X.png without --y: named by the axes, so the run's own grid.png is kept; with --z, "
+                       "one file per value: FILE_Z-VALUE.png)")
     elif command == "gallery":
         p.description = "Write OUTPUT/gallery.html: every result on one static page."
         p.add_argument("--no-thumbs", action="store_true", help="link the full images instead of making thumbnails")
@@ -43,7 +49,9 @@ def main(argv: Sequence[str]) -> int:
     command, rest = argv[0], list(argv[1:])
     args = _parser(command).parse_args(rest)
     if command == "grid":
-        for path in make_grid(args.output, args.x, args.y, z=args.z, var=args.var, where=args.where, out=args.out, cell=args.cell):
+        out = args.out or Path(args.output) / default_name(args.x, args.y)
+        for path in make_grid(args.output, args.x, args.y, z=args.z, var=args.var, where=args.where, out=out, cell=args.cell,
+                              font=args.font):
             print(path)
     elif command == "gallery":
         print(write_gallery(args.output, thumbs=not args.no_thumbs))
