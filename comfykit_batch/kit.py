@@ -24,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from .defaults import DEFAULTS, env_comfyui_url, executor_type
-from .errors import AuthError, BackendError, ComfyKitError, ConfigError, MissingNodesError
+from .errors import ComfyKitError, ConfigError
 from .executors.base import Executor, ProgressCallback
 from .executors.factory import create_executor
-from .result import ExecuteResult, Failure, FailureKind
+from .result import ExecuteResult, failure_of
 from .sources import WorkflowSource, is_remote, resolve_workflow
 from .workflow import Workflow
 
@@ -65,19 +65,6 @@ def _compat(value: str | None) -> str | None:
         where = "compat" if value is not None else "COMFYKIT_COMPAT"
         raise ConfigError(f"{where} must be one of {', '.join(COMPAT_MODES)} (or unset), got {raw!r}")
     return raw
-
-
-def failure_of(exc: ComfyKitError) -> Failure:
-    """The failure a lenient call returns for an error raised before anything was submitted."""
-    kind: FailureKind = "invalid"
-    transient = False
-    if isinstance(exc, AuthError):
-        kind = "auth"
-    elif isinstance(exc, BackendError):
-        kind, transient = "connection", exc.transient
-    elif isinstance(exc, (ConfigError, MissingNodesError)):
-        kind = "config"
-    return Failure(kind, str(exc), transient=transient, exception_type=type(exc).__name__)
 
 
 class ComfyKit:

@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
+from .errors import AuthError, BackendError, ComfyKitError, ConfigError, MissingNodesError
+
 Kind = Literal["image", "video", "audio", "text", "file"]
 
 #: Why a job failed. Transient kinds may succeed when run again (later or on another backend);
@@ -106,6 +108,23 @@ class Failure:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def failure_of(exc: ComfyKitError, message: str | None = None) -> Failure:
+    """The failure a job gets for one of this package's exceptions: the one mapping from errors to kinds.
+
+    ``auth`` (final: a batch stops sending jobs to that backend) for refused credentials, a
+    redirect to a login page included, wherever in the job it came; ``connection`` for other
+    backend trouble (transient as the error says); ``config`` for a backend that may not run
+    the workflow or a missing setting; ``invalid`` for bad input (workflow or parameters).
+    """
+    text = str(exc) if message is None else message
+    if isinstance(exc, AuthError):
+        return Failure("auth", text)
+    if isinstance(exc, BackendError):
+        return Failure("connection", text, transient=exc.transient)
+    kind: FailureKind = "config" if isinstance(exc, (ConfigError, MissingNodesError)) else "invalid"
+    return Failure(kind, text, exception_type=type(exc).__name__)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ RANDOM_SEED = "random"
 SEED_MAX = 2**53 - 1  # exact in JSON and JavaScript, well within ComfyUI's seed range
 #: ComfyUI parses integers into 64-bit C types (torch, numpy): anything wider overflows or wraps
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: V3 input kinds whose prompt keys are made when the workflow is edited: ``/object_info`` lists only a template
+DYNAMIC_KINDS = frozenset({"COMFY_AUTOGROW_V3", "COMFY_DYNAMICCOMBO_V3", "COMFY_COMBODYNAMIC_V3"})
 
 JsonDict = dict[str, Any]
 
@@ -251,10 +254,9 @@ class Workflow:
         inputs = node.get("inputs") or {}
         if marker.field in inputs or LOAD_NODE_FIELDS.get(node["class_type"]) == marker.field:
             return
-        close = difflib.get_close_matches(marker.field, [str(k) for k in inputs], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _suggest(marker.field, [str(k) for k in inputs])
         have = ", ".join(sorted(map(str, inputs))) or "none"
-        shown = f"${marker.name}" + ("" if marker.field == marker.name else f".{marker.field}")
+        shown = _marker_text(marker.name, marker.field)
         raise WorkflowError(
             f"{self.source}: node {nid} ({node['class_type']}): marker {shown!r} sets input {marker.field!r}, "
             f"which the node does not have{hint}; its inputs: {have}"
@@ -291,6 +293,31 @@ class Workflow:
                     found = t if found is None else found.merge(t)
             out[p.name] = found or p.input_type
         return out
+
+    def check_server_inputs(self, object_info: Mapping[str, Any], server: str = "the server") -> list[str]:
+        """Refuse a marker naming an input the server does not list for its node's class; warnings for the unsure.
+
+        ComfyUI ignores a prompt input its class does not declare, so ``$w.Width`` beside a stale
+        ``Width`` key would run with the old width and still complete. Where the server's list may
+        be incomplete (``_server_inputs``), a refusal could be wrong: the returned warnings say so.
+        A class the server does not describe is ``prepare``'s business (``MissingNodesError``).
+        """
+        warnings: list[str] = []
+        for p in self.parameters.values():
+            for nid, fld in p.targets:
+                cls = self.nodes[nid]["class_type"]
+                listed = _server_inputs(object_info, cls)
+                if listed is None or fld in listed[0]:
+                    continue
+                names, why = listed[0], listed[1] or _grown(fld, listed[0])
+                shown = _marker_text(p.name, fld)
+                where = f"{self.source}: node {nid} ({cls}): marker {shown!r} sets input {fld!r}, which {server} does not list"
+                if why:
+                    warnings.append(f"{where} ({why}); the server may ignore the value")
+                    continue
+                raise ParameterError(f"{where} for {cls}{_suggest(fld, names)}, so the server would ignore the value; "
+                                     f"inputs it lists: {', '.join(sorted(names)) or 'none'}")
+        return warnings
 
     def list_params(self, types: Mapping[str, InputType] | None = None) -> list[JsonDict]:
         """One row per parameter (name, nodes, required, default, type, ...), with a server's types if given."""
@@ -401,17 +428,68 @@ class Workflow:
         return seeds
 
 
-def _input_spec(object_info: Mapping[str, Any], class_type: str, field_name: str) -> Any:
+def _class_inputs(object_info: Mapping[str, Any], class_type: str) -> Mapping[str, Any] | None:
+    """A class's ``input`` entry in ``/object_info`` ({} when it has none); None when the class is not described."""
     info = object_info.get(class_type) if isinstance(object_info, Mapping) else None
     if not isinstance(info, Mapping):
         return None
     inputs = info.get("input")
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
+def _section(inputs: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    section = inputs.get(name)
+    return section if isinstance(section, Mapping) else {}
+
+
+def _input_spec(object_info: Mapping[str, Any], class_type: str, field_name: str) -> Any:
+    inputs = _class_inputs(object_info, class_type) or {}
     for section in ("required", "optional"):
-        specs = inputs.get(section) if isinstance(inputs, Mapping) else None
-        spec = specs.get(field_name) if isinstance(specs, Mapping) else None
+        spec = _section(inputs, section).get(field_name)
         if spec is not None:
             return spec
     return None
+
+
+def _server_inputs(object_info: Mapping[str, Any], class_type: str) -> tuple[list[str], str | None] | None:
+    """(input names a server lists for a class, why that list may be incomplete or None); None: class not described.
+
+    Incomplete: no required input (nodes that take whatever inputs the browser added list only
+    optional ones, often none, or no inputs section), or a V3 dynamic input (its keys are made per workflow).
+    """
+    inputs = _class_inputs(object_info, class_type)
+    if inputs is None:
+        return None
+    required, optional = (_section(inputs, s) for s in ("required", "optional"))
+    names = [str(k) for k in (*required, *optional)]
+    if not required:
+        return names, f"{class_type} lists no required input, so it may take inputs added in the browser"
+    for spec in (*required.values(), *optional.values()):
+        kind = spec[0] if isinstance(spec, (list, tuple)) and spec else None
+        if isinstance(kind, str) and kind in DYNAMIC_KINDS:
+            return names, f"{class_type} has a dynamic input ({kind})"
+    return names, None
+
+
+def _grown(field_name: str, names: list[str]) -> str | None:
+    """Why ``field_name`` may be a numbered copy the browser added (``image_3`` beside ``image_1``), or None."""
+    m = re.fullmatch(r"(.*?)\d+", field_name)
+    if not m:
+        return None
+    sibling = next((n for n in names if re.fullmatch(re.escape(m[1]) + r"\d+", n)), None)
+    return f"numbered inputs like {sibling!r} may be added in the browser" if sibling else None
+
+
+def _marker_text(name: str, field_name: str) -> str:
+    """How the title spells a marker (``$w.Width``, or ``$width`` for a field named as its parameter)."""
+    return f"${name}" + ("" if field_name == name else f".{field_name}")
+
+
+def _suggest(wrong: str, names: list[str]) -> str:
+    """`` (did you mean 'width'?)``: a name differing only in case first, else the closest one, else nothing."""
+    same = [n for n in names if n.lower() == wrong.lower()]
+    close = same or difflib.get_close_matches(wrong, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # -- coercion ------------------------------------------------------------------------------

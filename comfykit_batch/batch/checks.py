@@ -1,7 +1,8 @@
 """Checks that run before the first job, so a bad setup fails in seconds with one line.
 
 Every swept parameter name against each workflow's DSL; every distinct swept
-value against the workflow's types (and each backend's, once it answered);
+value against the workflow's types (and each backend's, once it answered: learning
+them also refuses a marker naming an input that backend does not list);
 every backend's reachability; and whether the output folder holds jobs made
 with a different version of a workflow.
 """
@@ -81,13 +82,22 @@ def check_sweep_values(manifest: Manifest, workflows: dict[str, Workflow], execu
         if not wf.nodes or param not in wf.parameters:
             continue
         if wf_name not in typings:
-            typings[wf_name] = [(f" on backend {name!r}", ex.types_for(wf)) for name, ex in executors.items()] or [("", None)]
+            typings[wf_name] = [(f" on backend {name!r}", _types_on(manifest, wf_name, wf, name, ex))
+                                for name, ex in executors.items()] or [("", None)]
         for value, where in distinct.values():
             for on, types in typings[wf_name]:
                 try:
                     wf.check_value(param, value, types)
                 except ParameterError as exc:
                     raise ManifestError(f"{manifest.path}: {where}{on}: {exc}") from None
+
+
+def _types_on(manifest: Manifest, wf_name: str, wf: Workflow, backend: str, executor: Executor) -> Any:
+    """A backend's types for a workflow; a marker the backend would ignore is refused here, naming both."""
+    try:
+        return executor.types_for(wf)
+    except ParameterError as exc:
+        raise ManifestError(f"{manifest.path}: workflow {wf_name!r} on backend {backend!r}: {exc}") from None
 
 
 def check_backends(executors: Mapping[str, Executor], notice: Any) -> set[str]:

@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 from ..defaults import DEFAULTS
 from ..errors import AuthError, BackendError, MissingNodesError
 from ..files import Saved, save_stream
-from ..result import ExecuteResult, Failure, OutputFile, kind_of
+from ..result import ExecuteResult, Failure, OutputFile, failure_of, kind_of
 from ..workflow import BoundPrompt, PendingUpload, Workflow
 from .base import Executor, InputTypes, ProgressCallback
 from .comfyui_client import ComfyUIClient, PromptRejected
@@ -99,6 +99,8 @@ class ComfyUIExecutor(Executor):
         self.types_for(workflow)
 
     def types_for(self, workflow: Workflow) -> InputTypes:
+        """The server's types, learned once per workflow; a marker on an input the server does not list raises
+        ``ParameterError`` here, so ``prepare`` and every job refuse it before anything is submitted."""
         key = workflow.fingerprint()
         with self._types_lock:
             known = self._types.get(key)
@@ -107,6 +109,8 @@ class ComfyUIExecutor(Executor):
         info = self.client.object_info()
         with mapped("reading input types", self.name):  # /object_info is the server's: odd shapes are its fault
             types: InputTypes = MappingProxyType(workflow.input_types(info))
+        for warning in workflow.check_server_inputs(info, self.name):  # raises for a marker the server would drop
+            logger.warning("%s", warning)
         with self._types_lock:
             self._types[key] = types
         return types
@@ -175,13 +179,10 @@ class ComfyUIExecutor(Executor):
                 self._abort(prompt_id)
             return Failure("timeout", f"timeout after {deadline.elapsed():.1f}s ({exc}); prompt interrupted",
                            transient=True)
-        if isinstance(exc, AuthError):
-            return Failure("auth", str(exc))
-        return Failure("connection", str(exc), transient=exc.transient)
+        return failure_of(exc)
 
     def _failed(self, failure: Failure, deadline: Deadline, extras: JsonDict) -> ExecuteResult:
-        failure.message = self.client.redact(failure.message)
-        return ExecuteResult.failed(failure, duration=deadline.elapsed(), **extras)
+        return ExecuteResult.failed(self.client.redact.failure(failure), duration=deadline.elapsed(), **extras)
 
     def _abort(self, prompt_id: str) -> None:
         try:
@@ -218,7 +219,7 @@ class ComfyUIExecutor(Executor):
         status = entry.get("status")
         failure = failure_from_status(status if isinstance(status, Mapping) else {}) or missing_outputs(result, workflow)
         if failure:
-            failure.message = self.client.redact(failure.message)
+            self.client.redact.failure(failure)  # a node's exception text may quote the request it was sent
             result.status, result.failure, result.msg = "failed", failure, failure.message
         return result
 

@@ -244,12 +244,11 @@ class RunningHubExecutor(Executor):
         result.duration, result.prompt_id = deadline.elapsed(), task_id
         result.backend, result.params, result.seeds = self.name, bound_values, seeds
         if result.failure is not None:
-            result.failure.message = result.msg = self._redact(result.failure.message)
+            result.msg = self._redact.failure(result.failure).message
         return result
 
     def _failed(self, failure: Failure, deadline: Deadline, extras: dict[str, Any]) -> ExecuteResult:
-        failure.message = self._redact(failure.message)
-        return ExecuteResult.failed(failure, duration=deadline.elapsed(), **extras)
+        return ExecuteResult.failed(self._redact.failure(failure), duration=deadline.elapsed(), **extras)
 
     def _node_info(
         self, workflow: Workflow, params: Mapping[str, Any], webapp: bool

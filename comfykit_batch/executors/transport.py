@@ -5,27 +5,33 @@ Everything a foreign library can raise (``requests``, ``urllib3``, socket
 ``BackendError`` / ``AuthError`` here, in one place (the model is httpx's
 ``map_httpcore_exceptions``): nothing above the executors catches a library's
 exception. Server text that ends up in a message first loses every credential
-sent to that server, since a server that echoes request headers would
-otherwise hand the key back into logs and the index.
+sent to that server, as is and percent- or base64-encoded, since a server that
+echoes request headers would otherwise hand the key back into logs and the index.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import quote, quote_plus, urlparse
 
 import requests
 import urllib3.exceptions
 
 from ..errors import AuthError, BackendError, ComfyKitError, ConfigError
+from ..result import Failure
 from .pool import ConnectTimeout, ProtocolError
 
 #: a short secret is not worth scrubbing (and would mangle ordinary words)
 MIN_SECRET = 4
+#: the shortest piece of a longer base64 blob scrubbed as a secret's (shorter runs turn up by chance)
+MIN_BASE64_PIECE = 8
+_URLSAFE = str.maketrans("+/", "-_")
 #: how much of an error body is kept in a message
 BODY_EXCERPT = 200
 
@@ -62,11 +68,49 @@ def _shown(url: str) -> str:
     return p._replace(netloc=netloc, query="", fragment="").geturl()
 
 
+def _percent_forms(text: str) -> set[str]:
+    """``text`` percent-encoded as ``quote`` and ``quote_plus`` do, with upper- and lower-case hex digits."""
+    forms = {quote(text, safe=""), quote(text), quote_plus(text), quote_plus(text, safe="/")}
+    return forms | {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), f) for f in forms}
+
+
+def _base64_pieces(raw: bytes) -> set[str]:
+    """The base64 characters that spell ``raw`` wherever it sits in a longer blob (``user:key``, a JSON token).
+
+    Base64 turns each 3 bytes into 4 characters, so the secret's bytes start at one of 3 offsets
+    within a group; at each, the characters made only of the secret's bits are the same whatever
+    surrounds it. The 1 or 2 characters at either end that mix in other bytes stay (they cannot
+    rebuild the secret).
+    """
+    pieces = set()
+    for k in range(3):
+        blob = base64.b64encode(bytes(k) + raw).decode()
+        piece = blob[-(-8 * k // 6):8 * (k + len(raw)) // 6]
+        if len(piece) >= MIN_BASE64_PIECE:
+            pieces |= {piece, piece.translate(_URLSAFE), quote(piece, safe="")}
+    return pieces
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """Every form in which a server may echo ``secret``: as is, JSON-escaped, percent-encoded, base64-encoded.
+
+    A server or proxy that echoes a request back often shows the cookie header URL-encoded, an
+    ``Authorization: Basic`` value in base64, or a key inside a base64 token: scrubbing only the
+    literal would let the key through in the error text that reaches the index, the gallery and logs.
+    """
+    raw = secret.encode()
+    forms = {secret, secret.replace("/", "\\/")} | _percent_forms(secret)
+    for whole in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms |= {whole, whole.rstrip("=")} | _percent_forms(whole)
+    return forms | _base64_pieces(raw)
+
+
 class Redactor:
-    """Replaces every secret sent to one server (key, cookie values) in text that came back from it."""
+    """Replaces every secret sent to one server (key, cookie values), in any of its ``encoded_forms``, in text
+    that came back from it."""
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        found = {s for s in secrets if s and len(s) >= MIN_SECRET}
+        found = {f for s in secrets if s and len(s) >= MIN_SECRET for f in encoded_forms(s)}
         self._secrets = sorted(found, key=len, reverse=True)  # longest first: a key containing another
 
     def __call__(self, text: str) -> str:
@@ -74,6 +118,13 @@ class Redactor:
             if s in text:
                 text = text.replace(s, "***")
         return text
+
+    def failure(self, failure: Failure) -> Failure:
+        """``failure`` with the server's text in it (message, traceback) scrubbed, in place."""
+        failure.message = self(failure.message)
+        if failure.traceback:
+            failure.traceback = self(failure.traceback)
+        return failure
 
     def excerpt(self, text: str) -> str:
         """The start of a server's answer, scrubbed before it is cut (a cut key would escape the match)."""
