@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import ComfyKitError
 from .sweep import compact_json
 
 Row = tuple[str, str, int | None, str, str, int | None, str | None]
@@ -57,6 +58,25 @@ CACHE_KB = 65536  # page cache of a writer: holds a million-job id index (ids ar
 CHECKPOINT_MB = 128  # WAL size between checkpoints (each one fsyncs), not the default 4 MB
 MAX_VARS = 900  # below sqlite's oldest limit of bound parameters per statement (999)
 FIND = "SELECT status, transient, files FROM jobs WHERE id = ?"
+
+
+class UnreadableIndex(ComfyKitError, ValueError):
+    """An index (sqlite file) that cannot be used as it is: the message names the file, why, and what to do
+    (bad input, as an unreadable ``index.json`` is: the CLI prints the line and exits 2)."""
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """The file itself is damaged (not a database, a malformed page), not the moment (locked, disk full, I/O):
+    sqlite raises those as ``OperationalError``, damage as a plain ``DatabaseError``."""
+    return type(exc) is sqlite3.DatabaseError
+
+
+def check(conn: sqlite3.Connection) -> str | None:
+    """What sqlite's own check of the whole file finds wrong (its first complaint), or None when sound."""
+    found = conn.execute("PRAGMA quick_check(1)").fetchone()
+    if found is None or found[0] == "ok":
+        return None
+    return " ".join(str(found[0]).replace("*** in database main ***", "").split())  # one line
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -36,12 +36,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ..files import safe_extension, safe_name, save_stream, sha256_file
 from . import index_db as db
 from .remote import RemoteFolder, is_remote, local_home
 from .sweep import Job, Sweep
+
+if TYPE_CHECKING:
+    from .merge import FoldReport
 
 INDEX = "index.json"
 JOURNAL = "journal.jsonl"
@@ -60,6 +63,9 @@ COMMIT_ROWS = 20000
 # this many (a first resume after the sweep or this program changed), then by reading them in written order.
 READ_AHEAD_ROWS = 50_000
 ADOPT_ROWS = 20000  # positions noted per transaction by a walk that found completed jobs by id
+#: what to do about the folder's own index when it is damaged (a part's is rebuilt by ``merge``)
+REBUILD_ROOT = ("move it (and its -wal and -shm files) away and run again: it is rebuilt from index.json, the journal "
+                "and the parts (a job finished since index.json was last written runs again)")
 
 logger = logging.getLogger("comfykit_batch.batch.store")
 
@@ -113,29 +119,58 @@ class ResultStore:
         self._journal: Any = None
         self._last_commit = self._last_flush = time.monotonic()
         self._dirty = False
+        self.fold_report: FoldReport | None = None  # what the unsharded store's open found folding the parts
 
     # -- opening ------------------------------------------------------------------
-    def open(self, manifest_text: str | None = None) -> ResultStore:
+    def open(self, manifest_text: str | None = None, *, repair: bool = False) -> ResultStore:
+        """Open (or create) the index; a damaged one is ``index_db.UnreadableIndex`` naming it and what to do.
+
+        The unsharded store folds the parts in; ``repair`` (``merge``): a damaged part is rebuilt from its
+        ``index.json`` and journal instead of being left out (see ``fold_report``).
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         if self.remote is not None:
             self._pull()
-        prepare_root(self.root)  # imports a folder written before sqlite (index.json + journal)
-        if self.part is None:
-            self._conn = db.connect(self.root / DB)
-            from .merge import fold_parts  # merge builds on this module
-
-            if fold_parts(self._conn, self.root):
-                self._dirty = True
-        else:
-            self._conn = db.connect(self.home / DB)
-            if db.replay_journal(self._conn, self.home / JOURNAL):
-                self._dirty = True
-            _truncate(self.home / JOURNAL)
-            self._others = [c for c in (db.connect_ro(p) for p in other_dbs(self.root, self.home)) if c is not None]
+        with _unreadable_as(self.shown(self.root / DB), REBUILD_ROOT):
+            prepare_root(self.root)  # imports a folder written before sqlite (index.json + journal)
+            if self.part is None:
+                self._open_folder(repair)
+        if self.part is not None:
+            self._open_part()
         if manifest_text is not None:
             self._write_manifest(manifest_text)
         self._journal = open(self.home / JOURNAL, "ab", buffering=0)  # unbuffered: one write() a line, nothing held back
         return self
+
+    def _open_folder(self, repair: bool) -> None:
+        from .merge import fold_parts  # merge builds on this module
+
+        self._conn = db.connect(self.root / DB)
+        self.fold_report = fold_parts(self._conn, self.root, repair=repair, remote=self.remote)
+        if self.fold_report.folded:
+            self._dirty = True
+
+    def _open_part(self) -> None:
+        """This shard's own index, with what its journal holds; a lost or damaged one is refused (``merge`` rebuilds it)."""
+        from .merge import REBUILDS, emptied
+
+        why = emptied(self.home)
+        if why is not None:
+            raise db.UnreadableIndex(f"{self.shown(self.home / DB)}: {why}; {REBUILDS}")
+        with _unreadable_as(self.shown(self.home / DB), REBUILDS):
+            conn = db.connect(self.home / DB)
+            try:
+                replayed = db.replay_journal(conn, self.home / JOURNAL)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn, self._dirty = conn, bool(replayed)
+        _truncate(self.home / JOURNAL)
+        self._others = [c for c in (db.connect_ro(p) for p in other_dbs(self.root, self.home)) if c is not None]
+
+    def shown(self, path: Path) -> str:
+        """A path of the folder as it may be shown: under the remote URL for a remote folder (never the local mirror)."""
+        return f"{self.location}/{self.relative(path)}" if self.remote is not None else str(path)
 
     def _pull(self) -> None:
         """Bring what a remote folder holds that this node lacks: the index (a resume elsewhere) and the parts'."""
@@ -151,7 +186,8 @@ class ResultStore:
                 continue
             for leftover in (local.with_name(DB + "-wal"), local.with_name(DB + "-shm")):
                 leftover.unlink(missing_ok=True)
-            self.remote.get(f"{PARTS}/{name}/{DB}", local)  # the other part's last flushed state
+            if not self.remote.get(f"{PARTS}/{name}/{DB}", local):  # the other part's last flushed state
+                self.remote.get(f"{PARTS}/{name}/{INDEX}", local.with_name(INDEX))  # no index: merge rebuilds it from this
 
     def _push(self) -> None:
         """Copy the index out to the remote folder (called by ``flush``, with the lock held)."""
@@ -555,6 +591,17 @@ def _append(fh: Any, data: bytes) -> None:
         view = view[fh.write(view):]
 
 
+@contextlib.contextmanager
+def _unreadable_as(shown: str, advice: str) -> Iterator[None]:
+    """A damaged sqlite file met inside is one ``UnreadableIndex`` line naming it (``shown``) and what to do."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if not db.is_corrupt(exc):
+            raise
+        raise db.UnreadableIndex(f"{shown}: {exc}; {advice}") from None
+
+
 def _quietly(query: Callable[..., T], *args: Any) -> T | None:
     """A query of another shard's index: one that fails (being written on another node, a shared file
     system's stale view) reads as "not there", which costs at most a job run twice, never one skipped."""
@@ -688,7 +735,7 @@ def prepare_root(root: Path) -> None:
     with _folder_lock(root), contextlib.closing(db.connect(root / DB)) as conn:
         with db.exclusive(conn):
             if db.get_meta(conn, "imported") is None:
-                n = _import_legacy_index(conn, root / INDEX)
+                n = import_index(conn, root / INDEX)
                 db.set_meta(conn, "imported", "1")
                 if n:
                     logger.info("imported %d records from %s", n, root / INDEX)
@@ -713,7 +760,8 @@ def _folder_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _import_legacy_index(conn: sqlite3.Connection, index: Path) -> int:
+def import_index(conn: sqlite3.Connection, index: Path) -> int:
+    """Upsert an ``index.json``'s records (in the caller's transaction): an older folder's, or a lost part's."""
     if not index.exists():
         return 0
     try:
@@ -741,11 +789,11 @@ def read_index(index: Path) -> Iterator[tuple[dict[str, Any], str | None]]:
 
 
 def part_dirs(root: Path) -> list[Path]:
-    """Every shard's folder under ``root/parts`` that holds an index or a journal."""
+    """Every shard's folder under ``root/parts`` that holds an index, a journal or an ``index.json`` (its sqlite lost)."""
     base = Path(root) / PARTS
     if not base.is_dir():
         return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and ((p / DB).exists() or (p / JOURNAL).exists()))
+    return sorted(p for p in base.iterdir() if p.is_dir() and any((p / n).exists() for n in (DB, JOURNAL, INDEX)))
 
 
 def other_dbs(root: Path, home: Path) -> list[Path]:

@@ -7,7 +7,8 @@ bad input is raised as a ``ComfyKitError`` and printed here as one line.
 
 Exit codes: 0 all done; 1 some jobs failed or could not run, or the run stopped
 (disk full, the managed server would not start, an internal error); 2 manifest
-or usage error (nothing ran); 130 interrupted.
+or usage error (nothing ran); 3 ``merge`` found parts that did not merge cleanly (a part it could not
+read or rebuild, or two parts that disagree; the index is written all the same); 130 interrupted.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..batch.remote import display_url, is_remote
 from ..errors import UsageError
 
 log = logging.getLogger("comfykit_batch.report")
@@ -80,9 +81,12 @@ def label_of(value: Any) -> str:
 
 def load_results(output_dir: str | Path) -> Results:
     """Read ``index.json`` (+ newer journal lines) of an output folder; bad input is one ``UsageError`` line."""
+    if is_remote(output_dir):
+        raise UsageError(f"{display_url(str(output_dir))}: reports read a local output folder; copy it here first "
+                         "(e.g. aws s3 sync URL DIR)")
     root = Path(output_dir)
     if not root.is_dir():
-        raise UsageError(f"{root}: no such output folder")
+        raise UsageError(f"{output_dir}: no such output folder")
     index = root / INDEX
     if not index.is_file():
         raise UsageError(f"{root}: no {INDEX} here; give the output folder of a batch (output/<name>)")

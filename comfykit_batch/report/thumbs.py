@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import ComfyKitError
 from ..files import safe_name
 from .draw import placeholder
 
@@ -54,7 +55,7 @@ def make_thumb(source: Path, dest: Path, size: int = SIZE) -> bool:
     return True
 
 
-class TooLargeError(OSError):
+class TooLargeError(ComfyKitError, OSError):
     """An image with more pixels than ``MAX_DECODE_PIXELS`` even at the smallest scale its format decodes at."""
 
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Apply the sharded Job, wait until it has ended (completed, or failed with some indexes given up),
-# then run the merge Job and wait for it. Exit status: the merge's (0 all completed, 1 some failed).
+# then run the merge Job and wait for it. Exit status: the merge's (0 all completed, 1 some failed, 3 parts that did not merge cleanly).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
