@@ -34,11 +34,12 @@ from ..sources import is_path_source
 from ..uploads import redact_url
 from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values
 from .remote import is_remote, local_home
+from .sweep import distinct
 from .value_files import resolve_files
 
 __all__ = [
-    "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "did_you_mean", "key_path", "load_manifest",
-    "schema", "strict_schema", "swept_names",
+    "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "check_report", "did_you_mean", "key_path",
+    "load_manifest", "schema", "strict_schema", "swept_names",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
@@ -96,6 +97,7 @@ class Manifest:
     description: str | None = None
     sweep_is_list: bool = True  # `sweep:` written as a list of blocks (key paths sweep[i]) or one block (sweep)
     output_url: str | None = None  # an fsspec URL (s3://...) when the results go to object storage; ``output`` mirrors it
+    folded: list[tuple[str, int]] = field(default_factory=list)  # (key path, repeated values left out there)
 
     @property
     def destination(self) -> str | Path:
@@ -273,11 +275,11 @@ def _describe_value(err: jsonschema.ValidationError, ctx: Context) -> str | None
     if v == "type":
         quote = isinstance(got, bool) and want == "string"
         hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)" if quote else ""
-        return f"expected {want}, got {type(got).__name__}{hint}"
+        return f"expected {_wanted(want, err.schema)}, got {_kind(got)}{hint}"
     if v in ("anyOf", "oneOf") and err.context and all(e.validator == "type" for e in err.context):
         kinds = " or ".join(dict.fromkeys(str(e.validator_value) for e in err.context))
         kinds = "a list of values (or {from: FILE})" if kinds == "array or object" else kinds
-        return f"expected {kinds}, got {type(got).__name__}"
+        return f"expected {kinds}, got {_kind(got)}"
     if v == "enum":
         return "expected one of " + ", ".join(map(repr, want)) + f", got {ctx.shown(where, got)}"
     if v == "const":
@@ -289,6 +291,17 @@ def _describe_value(err: jsonschema.ValidationError, ctx: Context) -> str | None
     if v in ("minItems", "maxItems"):
         return f"expected {'at least' if v == 'minItems' else 'at most'} {want} item(s)"
     return None
+
+
+def _wanted(kind: Any, sub: Any) -> str:
+    """What a type error expected, in words: a mapping names the keys the schema allows there."""
+    keys = list(sub.get("properties") or {}) if isinstance(sub, dict) and kind == "object" else []
+    return f"a mapping with any of the keys {', '.join(keys)}" if keys else str(kind)
+
+
+def _kind(value: Any) -> str:
+    """What a value was, for a message: an empty key is nothing, not ``NoneType``."""
+    return "nothing (the key is empty)" if value is None else type(value).__name__
 
 
 def _describe_mapping(err: jsonschema.ValidationError) -> str | None:
@@ -430,17 +443,71 @@ def _check_block(block: Mapping[str, Any], where: Path_, wnames: list[str], ctx:
             raise ctx.error((*where, "random", "params", pname, "range"), "expected [low, high] with low <= high")
 
 
-def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: Context) -> list[dict[str, Any]]:
-    """The sweep as a list of blocks (value files read); key paths as written (``sweep.grid`` or ``sweep[1].grid``)."""
+_NOT_TEXT = {bool: ("a boolean", " (unquoted on/off/yes/no/true/false are booleans)"),
+             type(None): ("null", " (unquoted null, ~ and an empty key are null)")}
+
+
+def _names_are_text(mapping: Any, where: Path_, ctx: Context) -> None:
+    """Parameter names must be text: YAML reads an unquoted ``1``, ``2.5``, ``on`` or ``null`` as another type."""
+    for key in mapping if isinstance(mapping, dict) else ():
+        if not isinstance(key, str):
+            kind, hint = _NOT_TEXT.get(type(key), ("a number" if isinstance(key, int | float) else type(key).__name__, ""))
+            raise ctx.error(where, f"parameter name {key!r} is read by YAML as {kind}, not text: quote it{hint}")
+
+
+def _check_names(block: Mapping[str, Any], where: Path_, ctx: Context) -> None:
+    """Every place of a block that names parameters: params, grid, zip, each case, random.params, each exclude rule."""
+    cases = block.get("cases") if isinstance(block.get("cases"), list) else []
+    named: list[tuple[Path_, Any]] = [((*where, k), block.get(k)) for k in ("params", "grid", "zip")]
+    named += [((*where, "cases", i), c) for i, c in enumerate(cases or [])]
+    named += [((*where, "exclude", i), r) for i, r in enumerate(block.get("exclude") or [])]
+    named.append(((*where, "random", "params"), (block.get("random") or {}).get("params")))
+    for path, mapping in named:
+        _names_are_text(mapping, path, ctx)
+
+
+def _fold_repeats(block: dict[str, Any], where: Path_) -> list[tuple[str, int]]:
+    """Leave out a value repeated within an axis (the first kept), in place: one distinct combination is one job,
+    and two jobs with one id would run at once. Returns (key path, values left out) where any were."""
+    folded: list[tuple[str, int]] = []
+
+    def fold(items: list[Any], *path: Any) -> list[Any]:
+        kept = distinct(items)
+        if len(kept) == len(items):
+            return items
+        folded.append((key_path((*where, *path)), len(items) - len(kept)))
+        return kept
+
+    if block.get("grid"):
+        block["grid"] = {k: fold(v, "grid", k) for k, v in block["grid"].items()}
+    if block.get("zip"):
+        rows = [list(r) for r in zip(*block["zip"].values(), strict=True)]
+        kept = fold(rows, "zip")
+        if kept is not rows:
+            block["zip"] = {k: [r[i] for r in kept] for i, k in enumerate(block["zip"])}
+    if block.get("cases"):
+        block["cases"] = fold(block["cases"], "cases")
+    if (block.get("seeds") or {}).get("values"):
+        block["seeds"] = {**block["seeds"], "values": fold(block["seeds"]["values"], "seeds", "values")}
+    return folded
+
+
+def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec],
+            ctx: Context) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+    """The sweep as a list of blocks (value files read, repeated values folded), and where values were folded;
+    key paths as written (``sweep.grid`` or ``sweep[1].grid``)."""
     single = not isinstance(data["sweep"], list)
     raw = [data["sweep"]] if single else data["sweep"]
     wnames = [w.name for w in workflows]
-    blocks = []
+    blocks: list[dict[str, Any]] = []
+    folded: list[tuple[str, int]] = []
     for i, b in enumerate(raw):
         where: Path_ = ("sweep",) if single else ("sweep", i)
+        _check_names(b, where, ctx)
         blocks.append(resolve_files(b, where, ctx))
         _check_block(blocks[-1], where, wnames, ctx)
-    return blocks
+        folded += _fold_repeats(blocks[-1], where)
+    return blocks, folded
 
 
 def swept_names(blocks: list[dict[str, Any]]) -> list[str]:
@@ -460,6 +527,7 @@ def swept_names(blocks: list[dict[str, Any]]) -> list[str]:
 def _check_report(report: Mapping[str, Any], blocks: list[dict[str, Any]], ctx: Context) -> None:
     """A grid axis must be a swept parameter: a typo here would only show at the end of a long run."""
     grid = report.get("grid") or {}
+    _names_are_text(grid.get("where"), ("report", "grid", "where"), ctx)
     names = swept_names(blocks)
     axes = [(k, grid[k]) for k in ("x", "y", "z") if k in grid] + [(f"where.{k}", k) for k in grid.get("where") or {}]
     for key, name in axes:
@@ -501,13 +569,22 @@ def _output(where: str | Path) -> dict[str, Any]:
     return {"output": Path(where)}
 
 
-def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Manifest:
-    """Read and check a manifest file; raises ``ManifestError`` with file and key path (secrets redacted)."""
+def check_report(manifest: Manifest) -> None:
+    """Every parameter the report's grid names must be swept. Run by ``load_manifest`` unless told to leave it
+    to its caller, who checks the sweep's names against the workflows first: a name misspelt in the sweep
+    is then reported there, with the workflow's own name, instead of suggesting the report take the typo."""
+    _check_report(manifest.report, manifest.blocks, Context(manifest.path, manifest.text))
+
+
+def load_manifest(path: str | Path, *, output: str | Path | None = None, check_report_axes: bool = True) -> Manifest:
+    """Read and check a manifest file; raises ``ManifestError`` with file and key path (secrets redacted).
+    ``check_report_axes=False`` leaves ``check_report`` to the caller."""
     data, ctx = parse_document(Path(path))
     backends = _backends(data, ctx)
     workflows = _workflows(data, backends, ctx)
-    blocks = _blocks(data, workflows, ctx)
-    _check_report(data.get("report") or {}, blocks, ctx)
+    blocks, folded = _blocks(data, workflows, ctx)
+    if check_report_axes:
+        _check_report(data.get("report") or {}, blocks, ctx)
     defaults = data.get("defaults") or {}
     return Manifest(
         path=ctx.file, text=ctx.text, name=data["name"], workflows=workflows, backends=backends, blocks=blocks,
@@ -518,5 +595,5 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None) -> Mani
         save_previews=bool(defaults.get("save_previews", DEFAULTS.save_previews)),
         backend_down_limit=float(defaults.get("backend_down_limit", DEFAULTS.backend_down_limit)),
         report=dict(data.get("report") or {}), description=data.get("description"),
-        sweep_is_list=isinstance(data["sweep"], list),
+        sweep_is_list=isinstance(data["sweep"], list), folded=folded,
     )

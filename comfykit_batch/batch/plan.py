@@ -104,16 +104,20 @@ class Plan:
     rerun: Rerun | None = None
     selection: str = ""
     warnings: list[str] = field(default_factory=list)
+    folded: int = 0  # jobs the sweep folded into an earlier job with their id (not in ``total``)
+    folded_values: list[tuple[str, int]] = field(default_factory=list)  # repeated values left out at load, by key path
 
     def lines(self) -> list[str]:
         s = "s" if self.total != 1 else ""
         head = f"{self.name}: {self.total:,} job{s}"
-        if self.upper_bound != self.total and not self.selection:
+        if self.upper_bound != self.total + self.folded and not self.selection:
             head += f" ({self.upper_bound:,} before exclude)"
         out = [head + (f" {self.selection}" if self.selection else "") + f"; output {self.output}"]
         out += [f"  workflow {wf}: {n:,} job{'s' if n != 1 else ''}" for wf, n in self.per_workflow.items()]
         out += self._backend_lines()
         out += ["  " + b.line() for b in self.blocks]
+        folded = fold_note(self.folded_values, self.folded)
+        out += [f"  {folded}"] if folded else []
         if self.first:
             out.append(f"  first {len(self.first)} job{'s' if len(self.first) != 1 else ''}:")
             out += [f"    {j.id}  {j.workflow}  {json.dumps(dict(j.params), ensure_ascii=False, default=str)}"
@@ -146,6 +150,14 @@ class Plan:
 
 
 # -- pieces -----------------------------------------------------------------------------------------
+def fold_note(values: Sequence[tuple[str, int]], jobs: int) -> str | None:
+    """The line saying which repeats were folded (one distinct combination is one job); None when none were."""
+    parts = [f"{where}: {n} repeated value{'s' if n != 1 else ''}" for where, n in values]
+    if jobs:
+        parts.append(f"{jobs:,} job{'s' if jobs != 1 else ''} with the parameters of an earlier job")
+    return "folded duplicates (each distinct combination runs once): " + "; ".join(parts) if parts else None
+
+
 def _block_plans(sweep: Sweep, on_progress: CountProgress | None) -> list[BlockPlan]:
     out = []
     for i, block in enumerate(sweep.blocks):
@@ -311,6 +323,8 @@ def build_plan(
         for b in blocks:  # counted once: a walked count is not walked twice
             for wf in b.workflows:
                 per_workflow[wf] = per_workflow.get(wf, 0) + b.kept * b.repeat
+        for wf, n in sweep.folds.by_workflow.items():
+            per_workflow[wf] -= n
         shown = list(first) if first is not None else list(itertools.islice(sweep, show))
         label = ""
     else:
@@ -329,7 +343,7 @@ def build_plan(
         name=manifest.name, output=str(manifest.output), total=total, upper_bound=sweep.upper_bound(),
         per_workflow=per_workflow, per_backend=spread(per_workflow, allowed, concurrency), concurrency=concurrency,
         blocks=blocks, first=shown if first is not None else shown[:show], rerun=rerun, selection=label,
-        warnings=[warning] if warning else [],
+        warnings=[warning] if warning else [], folded=sweep.folds.count, folded_values=list(manifest.folded),
     )
 
 

@@ -6,8 +6,10 @@ so the next prompt already waits in the server's queue when one finishes and
 the GPU never idles). Workers run one job each (execute, then download).
 Transient failures go back to the queue with backoff, maybe to another
 backend; a backend that keeps failing is paused and probed later, and one that
-stays down past its limit is dropped. Nothing here knows HTTP, WebSocket or
-RunningHub: executors speak only through ``Executor`` and ``errors``.
+stays down past its limit is dropped. A job whose id is already on its way (in
+flight, or waiting for a retry) is folded into it, never run beside it: both would
+write the same files. Nothing here knows HTTP, WebSocket or RunningHub: executors
+speak only through ``Executor`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendError, ComfyKitError, StorageError
-from ..result import ExecuteResult, Failure
+from ..result import ExecuteResult, Failure, failure_of
 from ..workflow import Workflow
 from .backend import Backend, Clock
 from .records import job_record
@@ -97,6 +99,7 @@ class Summary:
     failed_earlier: int = 0
     not_run: int = 0  # left when every backend was dropped
     notes: list[str] = field(default_factory=list)
+    folded: int = 0  # jobs given while a job with their id was on its way: not run (not in ``total``)
     name: str = ""  # the manifest's name
 
     @property
@@ -139,6 +142,8 @@ class _RunState:
     failures: dict[str, int] = field(default_factory=dict)
     last_report: float | None = None
     not_run: int = 0
+    active: set[str] = field(default_factory=set)  # ids taken from ``source`` and not settled yet
+    folded: int = 0
 
     @property
     def idle(self) -> bool:
@@ -223,7 +228,9 @@ class BatchRunner:
                 continue
             state.in_flight -= 1
             delay = self._settle(out, state)
-            if delay is not None:
+            if delay is None:
+                state.active.discard(out.job.id)
+            else:
                 attempt = out.attempt if out.backend.dropped else out.attempt + 1
                 entry = (self.clock() + delay, next(state.seq), out.job, attempt, out.backend.name)
                 heapq.heappush(state.retry_heap, entry)
@@ -238,7 +245,12 @@ class BatchRunner:
             new = next(state.source, None)
             if new is None:
                 state.exhausted = True
+            elif new.id in state.active:  # its twin will make its files: one id is one job
+                state.folded += 1
+                state.progress.total -= 1
+                return True
             else:
+                state.active.add(new.id)
                 state.held = (new, 0, None)
         if state.held is None:
             return False
@@ -247,6 +259,7 @@ class BatchRunner:
         if backend is None:
             if not any(b.may_run(job) for b in self.backends):
                 state.held = None
+                state.active.discard(job.id)
                 self._settle_unrunnable(job, state)
                 return True
             return False
@@ -339,7 +352,7 @@ class BatchRunner:
             total=p.total, done=p.done, failed=p.failed, skipped=p.skipped, failed_earlier=p.failed_earlier,
             interrupted=self.cancel.is_set(), wall=wall, failures=state.failures, index=str(index),
             not_run=max(0, left) if self._all_dropped() else 0,
-            backends={b.name: b.stats(wall) for b in self.backends},
+            backends={b.name: b.stats(wall) for b in self.backends}, folded=state.folded,
         )
 
     # -- outcomes -----------------------------------------------------------------------
@@ -411,11 +424,10 @@ class BatchRunner:
                 if result.files:
                     self._done.put(_Released(token, backend))
                 files = self._download(backend, job, result)
-        except BackendError as exc:
+        except ComfyKitError as exc:  # backend trouble (auth for a download redirected to a login page), or bad parameters
             kept = {"prompt_id": result.prompt_id, "seeds": result.seeds} if result is not None else {}
-            result = ExecuteResult.failed(Failure("connection", f"{backend.name}: {exc}", transient=exc.transient), **kept)
-        except ComfyKitError as exc:  # parameters that do not fit: the job's fault, never retried
-            result = ExecuteResult.failed(Failure("invalid", str(exc)))
+            where = f"{backend.name}: {exc}" if isinstance(exc, BackendError) else None
+            result = ExecuteResult.failed(failure_of(exc, where), **kept)
         except OSError as exc:  # the output disk (full, read-only): the job did not land, and neither will the next
             result = ExecuteResult.failed(Failure("storage", f"could not write an output file: {exc.strerror or exc}",
                                                   transient=True))

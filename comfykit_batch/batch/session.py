@@ -27,9 +27,9 @@ from ..workflow import Workflow
 from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, check_report, load_manifest
 from .plan import Plan as PlanReport
-from .plan import build_plan, open_existing_store
+from .plan import build_plan, fold_note, open_existing_store
 from .runner import BatchRunner, Progress, Summary
 from .shard import Shard
 from .store import COMPLETED, FAILED, NEW, ResultStore
@@ -77,13 +77,18 @@ def _notice_nowhere(message: str) -> None:
 
 
 def prepare(manifest: Manifest | str | Path, options: RunOptions | None = None, *, output: str | Path | None = None) -> Prepared:
-    """Load the manifest and its workflows; check every swept name and value against the workflows' own types."""
+    """Load the manifest and its workflows; check every swept name and value against the workflows' own types.
+
+    The report's names are checked after the sweep's: a name misspelt in the sweep is then reported
+    there, with the workflow's own name. The sweep folds repeats: one distinct combination is one job.
+    """
     (options or RunOptions()).check()
     if not isinstance(manifest, Manifest):
-        manifest = load_manifest(manifest, output=output)
+        manifest = load_manifest(manifest, output=output, check_report_axes=False)
     workflows = load_workflows(manifest)
-    sweep = Sweep(list(manifest.blocks), {name: wf.fingerprint() for name, wf in workflows.items()})
+    sweep = Sweep(list(manifest.blocks), {name: wf.fingerprint() for name, wf in workflows.items()}, fold=True)
     check_sweep_names(manifest, sweep, workflows)
+    check_report(manifest)
     check_sweep_values(manifest, workflows, {})
     return Prepared(manifest, workflows, sweep)
 
@@ -196,6 +201,8 @@ def run_manifest(
         else:
             summary = _run(prepared, options, store, itertools.chain([first], pending), progress, on_progress, notice, cancel)
         _note_removed(summary, store, walk, options)
+        folded = fold_note(m.folded, prepared.sweep.folds.count + summary.folded)
+        summary.notes += [folded] if folded else []
         summary.name = m.name
         if options.shard is not None and not summary.interrupted:
             summary.total = walk.jobs
@@ -248,8 +255,9 @@ def _write_reports(m: Manifest, summary: Summary, notice: Notice) -> None:
             paths = make_grid(m.output, grid["x"], grid.get("y"), z=grid.get("z"), var=grid.get("var"),
                               where=grid.get("where"))
             summary.notes.append("grid: " + ", ".join(str(p) for p in paths))
-    except (ComfyKitError, OSError) as exc:
-        notice(f"warning: the report could not be made: {exc}")
+    except Exception as exc:  # noqa: BLE001 - every job has landed: a report that fails must not fail the run
+        kind = "" if isinstance(exc, (ComfyKitError, OSError)) else f"{type(exc).__name__}: "
+        notice(f"warning: the report could not be made: {kind}{exc}")
 
 
 def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iterator[Job], progress: Progress,

@@ -13,6 +13,12 @@ those parameters need enumerating; the rest multiply.
 A job's position in the sweep (``Job.seq``) names the same job for as long as the
 sweep's ``signature`` stays the same, so a resume can skip the jobs the store knows
 completed by position, without making their parameters or ids (``iter_skipping``).
+
+One distinct combination is one job: a sweep made with ``fold=True`` gives no job at a
+position whose id an earlier position already gave (two blocks or two cases making the same
+parameters). Whether that can happen at all is decided from the blocks' values, without
+walking (``may_repeat``); only a sweep where it can is walked once ahead, to find those
+positions (``Sweep.folds``). Every other position keeps its job and its id.
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ import math
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 Axis = tuple[int, Callable[[int], dict[str, Any]]]
 #: called as ``on_progress(done, total)`` while a count has to walk the combinations
@@ -38,6 +44,7 @@ PROGRESS_EVERY = 1 << 16
 #: part of every sweep's signature: change it whenever a change of this module could give a position another job
 #: (the order of the jobs, how parameters are made, how ids are computed)
 POSITIONS_VERSION = "positions/1"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,25 @@ def job_id(fingerprint: str, params: Mapping[str, Any], repeat: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def distinct(items: Iterable[T]) -> list[T]:
+    """``items`` with each repeat left out (the first kept): two items are one when their canonical JSON is,
+    as their share of a job id is."""
+    seen: set[str] = set()
+    out: list[T] = []
+    for item in items:
+        key = canonical(item)
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def _int_range(p: Mapping[str, Any]) -> bool:
+    """A random parameter's ``range`` draws integers: both ends are, unless ``type: float`` says otherwise."""
+    lo, hi = p["range"]
+    return p.get("type", "int" if isinstance(lo, int) and isinstance(hi, int) else "float") == "int"
+
+
 def _random_axis(spec: Mapping[str, Any]) -> Axis:
     seed = spec.get("seed", 0)
     params = spec["params"]
@@ -103,8 +129,7 @@ def _random_axis(spec: Mapping[str, Any]) -> Axis:
                 out[name] = rng.choice(p["choice"])
             else:
                 lo, hi = p["range"]
-                as_int = p.get("type", "int" if isinstance(lo, int) and isinstance(hi, int) else "float") == "int"
-                out[name] = rng.randint(int(lo), int(hi)) if as_int else rng.uniform(lo, hi)
+                out[name] = rng.randint(int(lo), int(hi)) if _int_range(p) else rng.uniform(lo, hi)
         return out
 
     return spec["samples"], sample
@@ -273,12 +298,108 @@ def block_count(block: Mapping[str, Any], on_progress: CountProgress | None = No
     return kept
 
 
-class Sweep:
-    """All jobs of a manifest's sweep blocks, for the given workflows (name -> fingerprint)."""
+# -- repeats: when two positions could make one job ------------------------------------------------
+def block_shapes(block: Mapping[str, Any]) -> list[frozenset[str]]:
+    """The sets of parameter names the block's jobs have: one per distinct case shape (one without cases)."""
+    names = set(block.get("params") or {}).union(*(keys for label, keys in axis_labels(block) if label != "cases"))
+    shapes = [frozenset(names | set(case)) for case in block.get("cases") or [{}]]
+    return list(dict.fromkeys(shapes))
 
-    def __init__(self, blocks: list[Mapping[str, Any]], fingerprints: Mapping[str, str]) -> None:
+
+def _repeats(items: Iterable[Any]) -> bool:
+    listed = list(items)
+    return len(distinct(listed)) < len(listed)
+
+
+def _random_may_repeat(spec: Mapping[str, Any] | None) -> bool:
+    """Samples may coincide, unless one parameter is drawn from a float range: 53 random bits, never in practice."""
+    if not spec or spec["samples"] < 2:
+        return False
+    return not any("range" in p and not _int_range(p) and p["range"][0] < p["range"][1] for p in spec["params"].values())
+
+
+def _block_may_repeat(block: Mapping[str, Any]) -> bool:
+    """Whether two combinations of one block could make the same parameters: a value repeated within an axis,
+    two cases alike once the fixed values fill them, samples that may coincide, or a parameter set by two
+    axes (the later hides the earlier's values)."""
+    keys = [k for _, axis_keys in axis_labels(block) for k in axis_keys]
+    fixed = block.get("params") or {}
+    return (len(keys) != len(set(keys))
+            or any(_repeats(values) for values in (block.get("grid") or {}).values())
+            or _repeats(zip(*(block.get("zip") or {}).values(), strict=False))
+            or _repeats({**fixed, **case} for case in block.get("cases") or [])
+            or _repeats((block.get("seeds") or {}).get("values") or [])
+            or _random_may_repeat(block.get("random")))
+
+
+def _values_by_name(block: Mapping[str, Any]) -> dict[str, set[str] | None]:
+    """Every value (canonical JSON) each parameter may take in the block; None where a range makes them too many to list."""
+    out: dict[str, set[str] | None] = {}
+
+    def add(name: str, values: Iterable[Any] | None) -> None:
+        if name not in out or out[name] is not None:
+            out[name] = None if values is None else (out.get(name) or set()) | {canonical(v) for v in values}
+
+    for name, value in (block.get("params") or {}).items():
+        add(name, [value])
+    for name, values in itertools.chain((block.get("grid") or {}).items(), (block.get("zip") or {}).items()):
+        add(name, values)
+    for case in block.get("cases") or []:
+        for name, value in case.items():
+            add(name, [value])
+    for name, p in ((block.get("random") or {}).get("params") or {}).items():
+        add(name, p.get("choice"))
+    if block.get("seeds"):
+        add(block["seeds"]["param"], block["seeds"].get("values"))
+    return out
+
+
+def _may_overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two blocks could make the same parameters: a shape in common whose every parameter may take one value in both."""
+    va, vb = _values_by_name(a), _values_by_name(b)
+    return any(all(_meet(va[k], vb[k]) for k in shape) for shape in set(block_shapes(a)) & set(block_shapes(b)))
+
+
+def _meet(x: set[str] | None, y: set[str] | None) -> bool:
+    return x is None or y is None or not x.isdisjoint(y)
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Positions of a sweep whose job repeats an earlier position's id (1 in ``mask``), and how many per workflow."""
+
+    mask: bytes | bytearray = b""
+    by_workflow: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_workflow.values())
+
+
+def _unsettled(settled: bytes | bytearray, folded: bytes | bytearray) -> bytes | bytearray:
+    """``settled`` without the folded positions: an earlier run may have recorded a repeat there, and its job is
+    the first position's (found there, by id)."""
+    if not folded or not settled:
+        return settled
+    out = bytearray(settled)
+    pos = folded.find(1, 0, len(out))
+    while pos >= 0:
+        out[pos] = 0
+        pos = folded.find(1, pos + 1, len(out))
+    return out
+
+
+class Sweep:
+    """All jobs of a manifest's sweep blocks, for the given workflows (name -> fingerprint).
+
+    With ``fold``, a position whose job has an earlier position's id gives no job (see ``folds``):
+    two jobs with one id would write the same files at once, and run the same work twice.
+    """
+
+    def __init__(self, blocks: list[Mapping[str, Any]], fingerprints: Mapping[str, str], *, fold: bool = False) -> None:
         self.blocks = blocks
         self.fingerprints = dict(fingerprints)
+        self.fold = fold
 
     def targets(self, block: Mapping[str, Any]) -> list[str]:
         """The workflows a block runs (every workflow when it names none)."""
@@ -302,6 +423,8 @@ class Sweep:
             n = block_count(block, on_progress) * block.get("repeat", 1)
             for wf in self.targets(block):
                 out[wf] = out.get(wf, 0) + n
+        for wf, n in self.folds.by_workflow.items():
+            out[wf] -= n
         return out
 
     def count(self, on_progress: CountProgress | None = None) -> int:
@@ -311,15 +434,9 @@ class Sweep:
     def param_sets(self) -> Iterator[tuple[str, list[str]]]:
         """(workflow, parameter names) for every shape of job a block produces, for validation."""
         for block in self.blocks:
-            fixed = set(block.get("params") or {})
-            axes_keys = set(block.get("grid") or {}) | set(block.get("zip") or {})
-            axes_keys |= set((block.get("random") or {}).get("params") or {})
-            if block.get("seeds"):
-                axes_keys.add(block["seeds"]["param"])
-            shapes = [set(c) for c in block.get("cases") or [{}]]
             for wf in self.targets(block):
-                for shape in shapes:
-                    yield wf, sorted(fixed | axes_keys | shape)
+                for shape in block_shapes(block):
+                    yield wf, sorted(shape)
 
     @functools.cached_property
     def signature(self) -> str:
@@ -338,27 +455,55 @@ class Sweep:
         text = "\n".join([POSITIONS_VERSION, python, repr(self.blocks), repr(list(self.fingerprints.items()))])
         return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:20]
 
+    def may_repeat(self) -> bool:
+        """Whether two positions could give one id, decided from the values without walking: a block that may repeat
+        itself (``_block_may_repeat``), or two runs of blocks on workflows alike (one fingerprint) that may overlap."""
+        if any(_block_may_repeat(b) for b in self.blocks):
+            return True
+        runs = [(i, self.fingerprints[wf]) for i, b in enumerate(self.blocks) for wf in self.targets(b)]
+        return any(fa == fb and (i == j or _may_overlap(self.blocks[i], self.blocks[j]))
+                   for (i, fa), (j, fb) in itertools.combinations(runs, 2))
+
+    @functools.cached_property
+    def folds(self) -> Folds:
+        """The positions a folding sweep gives no job (their id came earlier): none without walking when
+        ``may_repeat`` says none can be; otherwise found by one walk of every id, the first time asked."""
+        if not self.fold or not self.may_repeat():
+            return Folds()
+        mask = bytearray(self.upper_bound())
+        seen: set[str] = set()
+        by_workflow: dict[str, int] = {}
+        for job in cast(Iterator[Job], self._jobs(b"", b"")):
+            if job.id in seen:
+                mask[job.seq] = 1
+                by_workflow[job.workflow] = by_workflow.get(job.workflow, 0) + 1
+            else:
+                seen.add(job.id)
+        return Folds(mask, by_workflow) if by_workflow else Folds()
+
     def __iter__(self) -> Iterator[Job]:
-        return cast(Iterator[Job], self._jobs(b""))  # nothing settled: every position is a Job
+        return cast(Iterator[Job], self.iter_skipping(b""))  # nothing settled: every position is a Job
 
     def iter_skipping(self, settled: bytes | bytearray) -> Iterator[Job | int]:
         """The jobs of ``iter(sweep)``, except at each position ``seq`` where ``settled[seq]`` is not 0
         (positions past its end are not settled): there, an int ``k`` stands for ``k`` settled
         positions in a row. A settled position costs no id, and no parameters unless an ``exclude``
         rule needs them to know whether the combination is a job at all; a run of them is a few
-        steps, whatever its length."""
-        return self._jobs(settled)
+        steps, whatever its length. A folded position gives nothing at all."""
+        folded = self.folds.mask
+        return self._jobs(_unsettled(settled, folded), folded)
 
-    def _jobs(self, settled: bytes | bytearray) -> Iterator[Job | int]:
+    def _jobs(self, settled: bytes | bytearray, folded: bytes | bytearray) -> Iterator[Job | int]:
         seq = 0
         for block in self.blocks:
             for wf in self.targets(block):
-                seq = yield from _block_jobs(block, wf, self.fingerprints[wf], seq, settled)
+                seq = yield from _block_jobs(block, wf, self.fingerprints[wf], seq, settled, folded)
 
 
-def _block_jobs(block: Mapping[str, Any], wf: str, fp: str, seq: int,
-                settled: bytes | bytearray) -> Generator[Job | int, None, int]:
-    """One block's jobs for one workflow from position ``seq`` (see ``iter_skipping``); returns the next position."""
+def _block_jobs(block: Mapping[str, Any], wf: str, fp: str, seq: int, settled: bytes | bytearray,
+                folded: bytes | bytearray) -> Generator[Job | int, None, int]:
+    """One block's jobs for one workflow from position ``seq`` (see ``iter_skipping``); returns the next position.
+    ``folded`` (empty, or one byte a position) marks the positions that give nothing."""
     repeat = block.get("repeat", 1)
     rules = block.get("exclude") or []
     known = len(settled)
@@ -378,7 +523,8 @@ def _block_jobs(block: Mapping[str, Any], wf: str, fp: str, seq: int,
         if rules and _excluded(params, rules):
             continue
         for r in range(repeat):
-            yield 1 if seq < known and settled[seq] else Job(job_id(fp, params, r), wf, params, r, seq)
+            if not (folded and folded[seq]):
+                yield 1 if seq < known and settled[seq] else Job(job_id(fp, params, r), wf, params, r, seq)
             seq += 1
     return seq
 

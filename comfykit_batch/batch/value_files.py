@@ -7,6 +7,7 @@ sweep sees plain lists and job ids depend on the values, not on the file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,6 +17,12 @@ from .manifest_text import Context, Path_, did_you_mean
 
 def _is_value_file(node: Any) -> bool:
     return isinstance(node, dict) and "from" in node and set(node) <= {"from", "column"}
+
+
+def _lines(text: str) -> list[str]:
+    """The file's lines, split at a line feed (or CR LF) only: ``str.splitlines`` also splits at a form feed,
+    U+2028 and the like, which are part of a value (and valid inside a JSON string)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: Context) -> Iterator[tuple[int, Any]]:
@@ -29,21 +36,21 @@ def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: Context) -> Iterator[
         raise ctx.error(where, f"{spec['from']}: not UTF-8 text") from None
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(io.StringIO(text, newline=""))  # the csv module's newlines: a quoted one is kept
         for row in reader:
             if None in row or None in row.values():
                 raise ctx.error(where, f"{spec['from']} line {reader.line_num}: expected {len(reader.fieldnames or [])} fields "
                                        f"({', '.join(reader.fieldnames or [])})")
             yield reader.line_num, row
     elif suffix in (".jsonl", ".ndjson"):
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(_lines(text), 1):
             if line.strip():
                 try:
                     yield n, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ctx.error(where, f"{spec['from']} line {n}: not valid JSON ({exc.msg})") from None
     else:
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(_lines(text), 1):
             if line.strip() and not line.lstrip().startswith("#"):
                 yield n, line.strip()
 
