@@ -340,7 +340,7 @@ def build_plan(
         rerun = rerun_counts(_selected(sweep, limit, only)[0], store, on_progress, whole_sweep=limit is None and only is None)
     warning = size_warning(total, rerun)
     return Plan(
-        name=manifest.name, output=str(manifest.output), total=total, upper_bound=sweep.upper_bound(),
+        name=manifest.name, output=str(manifest.destination), total=total, upper_bound=sweep.upper_bound(),
         per_workflow=per_workflow, per_backend=spread(per_workflow, allowed, concurrency), concurrency=concurrency,
         blocks=blocks, first=shown if first is not None else shown[:show], rerun=rerun, selection=label,
         warnings=[warning] if warning else [], folded=sweep.folds.count, folded_values=list(manifest.folded),

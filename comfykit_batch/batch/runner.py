@@ -350,7 +350,7 @@ class BatchRunner:
         left = 0 if self.cancel.is_set() else p.total - p.finished - p.settled_earlier
         return Summary(
             total=p.total, done=p.done, failed=p.failed, skipped=p.skipped, failed_earlier=p.failed_earlier,
-            interrupted=self.cancel.is_set(), wall=wall, failures=state.failures, index=str(index),
+            interrupted=self.cancel.is_set(), wall=wall, failures=state.failures, index=self.store.shown(index),
             not_run=max(0, left) if self._all_dropped() else 0,
             backends={b.name: b.stats(wall) for b in self.backends}, folded=state.folded,
         )

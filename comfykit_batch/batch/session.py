@@ -221,7 +221,7 @@ def _open_store(m: Manifest, shard: Shard | None = None) -> ResultStore:
     try:
         return ResultStore(m.destination, m.name, part=shard).open(redact_urls_in_text(m.text))
     except (ValueError, OSError) as exc:  # an unreadable index, a folder that cannot be made
-        raise UsageError(f"{m.output}: {exc}") from None
+        raise UsageError(f"{m.destination}: {exc}") from None
 
 
 def _close(store: ResultStore) -> None:
