@@ -49,8 +49,8 @@ def child_cli(manifest: str, *extra: str) -> None:
 
 def child_skip(manifest: str) -> None:
     """The resume's skip phase alone: open the store, walk the sweep, ask the store about every job."""
-    from comfykit_batch.batch.session import prepare
-    from comfykit_batch.batch.store import ResultStore
+    from comfykit_batch.batch.run.session import prepare
+    from comfykit_batch.batch.store.store import ResultStore
 
     t0 = time.perf_counter()
     prepared = prepare(manifest)
@@ -85,7 +85,7 @@ def _record(i: int) -> dict:
 
 def child_store_write(folder: str, n: int) -> None:
     """Records written as a run writes them: each with its position, under a sweep's signature."""
-    from comfykit_batch.batch.store import ResultStore
+    from comfykit_batch.batch.store.store import ResultStore
 
     store = ResultStore(Path(folder), "scale").open()
     store.use_sweep(hashlib.sha256(b"scale").hexdigest()[:20])
@@ -101,7 +101,7 @@ def child_store_write(folder: str, n: int) -> None:
 
 def child_store_resume(folder: str, n: int) -> None:
     """Time the store's part of a resume: ids are made on the fly (their cost is measured and taken out)."""
-    from comfykit_batch.batch.store import ResultStore
+    from comfykit_batch.batch.store.store import ResultStore
 
     t0 = time.perf_counter()
     ids_only = sum(1 for _ in (_Job(_id(i)) for i in range(n)))
@@ -140,8 +140,8 @@ def measure_store(n: int) -> dict:
 def child_build(manifest: str, real_files: bool = False) -> None:
     """Record every job of a manifest's sweep (realistic records naming one shared file, or an empty file of
     its own with ``real_files``), as a finished run would: under the sweep's signature, with positions."""
-    from comfykit_batch.batch.session import prepare
-    from comfykit_batch.batch.store import ResultStore
+    from comfykit_batch.batch.run.session import prepare
+    from comfykit_batch.batch.store.store import ResultStore
 
     prepared = prepare(manifest)
     m = prepared.manifest

@@ -46,6 +46,36 @@ class Defaults:
 DEFAULTS = Defaults()
 
 
+@dataclass(frozen=True)
+class Timings:
+    """Every wait of the executors and the batch runner (seconds), in one object passed down to them.
+
+    Production code takes ``TIMINGS``; a test builds its own (``Timings(lost_check=0.2)``) and hands it to
+    ``create_executor`` or the session instead of patching module constants, so no test waits on a real
+    timer longer than it chooses.
+    """
+
+    #: how often a job waiting for its prompt asks whether the server still has it (lost on a restart)
+    lost_check: float = 5.0
+    #: a WebSocket job with a live socket still reads /history this often, in case an event was missed
+    socket_safety_poll: float = 5.0
+    #: HTTP polling: wait this fraction of the time already waited, within [poll_min, an executor's poll_max]
+    poll_fraction: float = 0.25
+    poll_min: float = 0.01
+    #: the shortest pause between two looks at a prompt whose expected end has passed
+    poll_floor: float = 0.001
+    #: how often a blocking wait looks at its cancel event
+    cancel_check: float = 0.2
+    #: a backend that failed: first pause before it is probed, doubling up to pause_max
+    pause_first: float = 5.0
+    pause_max: float = 60.0
+    #: a transient download failure is tried again after download_backoff * 2**attempt
+    download_backoff: float = 0.2
+
+
+TIMINGS = Timings()
+
+
 def executor_type(value: str, *, where: str = "executor_type") -> ExecutorType:
     """The canonical executor type for a user's spelling; raises ``ConfigError`` naming ``where``."""
     from .errors import ConfigError

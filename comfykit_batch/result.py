@@ -17,31 +17,46 @@ from .errors import AuthError, BackendError, ComfyKitError, ConfigError, Missing
 
 Kind = Literal["image", "video", "audio", "text", "file"]
 
-#: Why a job failed. Transient kinds may succeed when run again (later or on another backend);
-#: the runner retries those and re-runs them on the next invocation.
+#: Why a job failed. The table below gives each kind's meaning and whether it is transient by default
+#: (running the job again, later or on another backend, may succeed): the runner retries those and
+#: re-runs them on the next invocation. A failure overrides the default only where it says so.
 FailureKind = Literal[
-    "connection",      # transient: the backend could not be reached, dropped us, or answered 5xx/429
-    "unreachable",     # transient: the backend failed its start-up check (``Executor.check``)
-    "server",          # transient: the server lost the prompt (restarted, queue cleared)
-    "timeout",         # transient: the call's time limit passed; the remote job was interrupted/cancelled
-    "cancelled",       # transient: the caller set the cancel event; the remote job was interrupted/cancelled
-    "interrupted",     # transient: someone interrupted the prompt on the server
-    "uncertain",       # final: a create request got no answer; the task may exist, so it was not sent again
-    "rejected",        # final: the server refused the prompt (HTTP 400: invalid prompt, unknown node)
-    "validation",      # final: some outputs failed validation (200 with node_errors); the rest was stopped
-    "execution",       # final: a node raised (node id, class and exception in the failure)
-    "missing_output",  # final: a declared $output.NAME node produced no file or text
-    "remote",          # final unless code 415/421: RunningHub answered a non-zero code
-    "upload",          # final: an input file could not be read or uploaded
-    "auth",            # final: credentials missing or refused (401/403, a redirect, RunningHub 802)
-    "invalid",         # final: the job's parameters do not fit the workflow or the server's types
-    "config",          # final: no backend may run this workflow
-    "client",          # final: this machine failed (output disk, a bug); see the message
-    "storage",         # final: an output file could not be written (disk full, read-only)
+    "connection", "server", "timeout", "cancelled", "interrupted", "uncertain", "rejected", "validation",
+    "execution", "missing_output", "remote", "upload", "auth", "invalid", "config", "client", "storage",
 ]
 
-#: the kinds above marked transient: running the job again may succeed
-TRANSIENT_KINDS = frozenset({"connection", "unreachable", "server", "timeout", "cancelled", "interrupted"})
+
+@dataclass(frozen=True)
+class KindInfo:
+    """One failure kind: transient by default, whether it pauses the backend (it may come back), and what it means."""
+
+    transient: bool
+    pauses_backend: bool
+    meaning: str
+
+
+#: the one table of failure kinds; README's list and the docstrings are checked against it
+FAILURE_KINDS: dict[str, KindInfo] = {
+    "connection": KindInfo(True, True, "the backend could not be reached, dropped us, or answered 5xx/429"),
+    "server": KindInfo(True, True, "the server lost the prompt (restarted, queue cleared)"),
+    "timeout": KindInfo(True, False, "the call's time limit passed; the remote job was interrupted or cancelled"),
+    "cancelled": KindInfo(True, False, "the caller set the cancel event; the remote job was interrupted or cancelled"),
+    "interrupted": KindInfo(True, False, "someone interrupted the prompt on the server"),
+    "uncertain": KindInfo(False, False, "a create request got no answer; the task may exist, so it was not sent again"),
+    "rejected": KindInfo(False, False, "the server refused the prompt (HTTP 400: invalid prompt, unknown node)"),
+    "validation": KindInfo(False, False, "some outputs failed validation (200 with node_errors); the rest was stopped"),
+    "execution": KindInfo(False, False, "a node raised (node id, class and exception in the failure)"),
+    "missing_output": KindInfo(False, False, "a declared $output.NAME node produced no file or text"),
+    "remote": KindInfo(False, False, "RunningHub answered a non-zero code (transient for codes 415 and 421)"),
+    "upload": KindInfo(False, False, "an input file could not be read or uploaded"),
+    "auth": KindInfo(False, False, "credentials missing or refused (401/403, a redirect, RunningHub 802)"),
+    "invalid": KindInfo(False, False, "the job's parameters do not fit the workflow or the server's types"),
+    "config": KindInfo(False, False, "no backend may run this workflow, or a setting is missing"),
+    "client": KindInfo(False, False, "this machine failed (a bug); see the message"),
+    "storage": KindInfo(True, False, "an output file could not be written (disk full, read-only): the run stops, "
+                                     "and the job runs again on the next invocation"),
+}
+
 
 IMAGE_EXT = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif"})
 VIDEO_EXT = frozenset({".mp4", ".mov", ".avi", ".webm", ".gif", ".mkv"})
@@ -90,14 +105,18 @@ class Failure:
     raised or a prompt the server rejected.
     """
 
-    kind: FailureKind  # see FailureKind for each kind's meaning and whether it is transient
+    kind: FailureKind  # see FAILURE_KINDS for each kind's meaning and whether it is transient
     message: str
-    transient: bool = False
+    transient: bool | None = None  # None: the kind's default (FAILURE_KINDS)
     node_id: str | None = None
     node_type: str | None = None
     exception_type: str | None = None
     traceback: str | None = None
     code: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.transient is None:
+            self.transient = FAILURE_KINDS[self.kind].transient
 
     @property
     def reason(self) -> str:

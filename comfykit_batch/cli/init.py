@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..batch.manifest import SCHEMA_PATH
-from ..batch.starter import starter_manifest
+from ..batch.spec.manifest import SCHEMA_PATH
+from ..batch.spec.starter import starter_manifest
 from ..errors import UsageError
 from ..sources import is_path_source, resolve_workflow
 from .args import Parser

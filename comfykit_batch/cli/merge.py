@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import ComfyKitError, UsageError
 
 if TYPE_CHECKING:
-    from ..batch.merge import MergeResult
+    from ..batch.store.merge import MergeResult
 
 EXIT_FAILED, EXIT_UNCLEAN = 1, 3
 EXIT_CODES = (f"exit codes: 0 every job completed; {EXIT_FAILED} some job failed; 2 no such output folder, or its own "
@@ -39,10 +39,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv)[1:])
-    from ..batch.merge import merge_output
-    from ..batch.remote import display_url, is_remote
+    from ..batch.spec.location import display_url, is_remote_folder
+    from ..batch.store.merge import merge_output
 
-    if not is_remote(args.output) and not Path(args.output).is_dir():
+    if not is_remote_folder(args.output) and not Path(args.output).is_dir():
         raise UsageError(f"merge {args.output}: no such output folder")
     try:
         result = merge_output(args.output)
@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> int:
         raise
     except ValueError as exc:  # its index.json unreadable, with nothing else to go by
         raise UsageError(f"merge: {exc}") from None
-    where = display_url(args.output).rstrip("/") + "/index.json" if is_remote(args.output) else str(result.index)
+    where = display_url(args.output).rstrip("/") + "/index.json" if is_remote_folder(args.output) else str(result.index)
     if not args.quiet:
         _say(result, where)
     if not result.clean:

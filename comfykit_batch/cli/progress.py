@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from ..batch.runner import Progress
+from ..batch.run.runner import Progress
 
 
 def _clock(seconds: float | None) -> str:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..batch.remote import is_remote
-from ..batch.runner import Summary
-from ..batch.session import RunOptions, plan, run_manifest
-from ..batch.shard import parse_shard
+from ..batch.run.runner import Summary
+from ..batch.run.session import RunOptions, plan, run_manifest
+from ..batch.spec.location import is_remote_folder
+from ..batch.spec.shard import parse_shard
 from ..errors import UsageError
 from .args import Parser
 from .progress import ProgressDisplay
@@ -64,7 +64,7 @@ def main(argv: Sequence[str]) -> int:
 
 def _check_output(output: str | None) -> None:
     """A file where the folder should be is refused now; a folder that cannot be made, when the run opens it."""
-    if output is not None and not is_remote(output) and Path(output).exists() and not Path(output).is_dir():
+    if output is not None and not is_remote_folder(output) and Path(output).exists() and not Path(output).is_dir():
         raise UsageError(f"--output {output}: is a file, not a folder")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..batch.remote import display_url, is_remote
+from ..batch.spec.location import display_url, is_remote_folder
 from ..errors import UsageError
 
 log = logging.getLogger("comfykit_batch.report")
@@ -81,7 +81,7 @@ def label_of(value: Any) -> str:
 
 def load_results(output_dir: str | Path) -> Results:
     """Read ``index.json`` (+ newer journal lines) of an output folder; bad input is one ``UsageError`` line."""
-    if is_remote(output_dir):
+    if is_remote_folder(output_dir):
         raise UsageError(f"{display_url(str(output_dir))}: reports read a local output folder; copy it here first "
                          "(e.g. aws s3 sync URL DIR)")
     root = Path(output_dir)

@@ -118,7 +118,7 @@ def _from_schema(node: dict, root: dict, depth: int = 0) -> st.SearchStrategy:
 
 
 def _schema_documents() -> st.SearchStrategy:
-    from comfykit_batch.batch.manifest import strict_schema
+    from comfykit_batch.batch.spec.manifest import strict_schema
 
     root = strict_schema()
     return _from_schema(root, root)

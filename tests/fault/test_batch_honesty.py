@@ -149,7 +149,7 @@ def test_a_batch_whose_only_backend_stays_down_stops_with_its_index(tmp_path, wo
 
 
 def test_a_count_that_must_walk_the_sweep_shows_progress(tmp_path, fake, workflows, capsys, monkeypatch):
-    import comfykit_batch.batch.sweep as sweep_module
+    import comfykit_batch.batch.spec.sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "ENUMERATION_LIMIT", 10)  # these rules now couple "too many" axes
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
@@ -161,7 +161,7 @@ def test_a_count_that_must_walk_the_sweep_shows_progress(tmp_path, fake, workflo
 
 
 def test_the_gallery_is_left_to_its_command_past_the_size_limit(tmp_path, fake, workflows, capsys, monkeypatch):
-    import comfykit_batch.batch.session as session
+    import comfykit_batch.batch.run.session as session
 
     m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json",
                        sweep={"grid": {"width": [1, 2, 3]}})

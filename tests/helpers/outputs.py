@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from comfykit_batch.batch import index_db
+from comfykit_batch.batch.store import index_db
 
 
 def records(out: Path) -> list[dict]:

@@ -45,6 +45,6 @@ def test_init_with_a_server_writes_its_types_and_ranges(tmp_path, real_comfy, ca
     text = out.read_text()
     width = next(line for line in text.splitlines() if line.startswith("    #   width:"))
     assert "# int 1.." in width and "default 64" in width  # the server's INT spec, not the literal's "number"
-    from comfykit_batch.batch.manifest import load_manifest
+    from comfykit_batch.batch.spec.manifest import load_manifest
 
     assert load_manifest(out).blocks[0]["params"] == {"color": 16711680}

@@ -8,8 +8,8 @@ import json
 
 import s3fs
 
-from comfykit_batch.batch.shard import Shard
-from comfykit_batch.batch.store import ResultStore
+from comfykit_batch.batch.spec.shard import Shard
+from comfykit_batch.batch.store.store import ResultStore
 from comfykit_batch.cli import main
 from tests.s3.test_s3_store import _finish
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import s3fs
 
-from comfykit_batch.batch.remote import local_home
+from comfykit_batch.batch.spec.location import local_home
 from comfykit_batch.cli import main
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import ROOT, write_manifest

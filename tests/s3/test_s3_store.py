@@ -8,9 +8,9 @@ import json
 
 import s3fs
 
-from comfykit_batch.batch.merge import merge_output
-from comfykit_batch.batch.shard import Shard
-from comfykit_batch.batch.store import ResultStore
+from comfykit_batch.batch.spec.shard import Shard
+from comfykit_batch.batch.store.merge import merge_output
+from comfykit_batch.batch.store.store import ResultStore
 from comfykit_batch.cli import main
 from tests.s3.conftest import SECRET
 

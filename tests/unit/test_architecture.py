@@ -7,6 +7,10 @@ Layers, lowest first (see README, "Architecture"):
   library    kit
   batch      batch.*, report.*   (executors only through executors.base and executors.factory; never kit)
   cli        cli.*, __init__, __main__
+
+Inside the batch layer, three rooms, lowest first: ``batch.spec`` (what to run), ``batch.store`` (what is
+kept), ``batch.run`` (how it runs); reports (``report.*``) read results only through the store, never the
+run. No two modules import each other, even through a chain, even inside a function.
 """
 
 from __future__ import annotations
@@ -102,9 +106,45 @@ def test_the_workflow_model_knows_nothing_of_the_network():
     assert not wrong, "\n".join(wrong)
 
 
+ROOMS = {"batch.spec": 0, "batch.store": 1, "batch.run": 2, "report": 2}
+
+
+def room(module: str) -> str | None:
+    return next((r for r in ROOMS if module == r or module.startswith(r + ".")), None)
+
+
+def test_the_batch_rooms_import_only_downwards():
+    wrong = [
+        f"{module} ({room(module)}) imports {imported} ({room(imported)})"
+        for module, path in modules().items() if room(module) is not None
+        for imported in imports(module, path)
+        if room(imported) is not None and (ROOMS[room(imported)] > ROOMS[room(module)]  # type: ignore[index]
+                                           or (room(module) == "report" and room(imported) == "batch.run"))
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_import_cycles_not_even_inside_functions():
+    found = modules()
+    graph = {m: {i for i in imports(m, p) if i in found and i != m} for m, p in found.items()}
+    graph = {m: {i for i in deps if not found[i].name == "__init__.py"} for m, deps in graph.items()}
+    cycles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(set(cycles)))
+
+
 def test_the_checker_sees_the_package():
     found = modules()
-    assert {"workflow", "executors.base", "batch.runner", "cli.run", "kit"} <= set(found)
-    assert "executors.base" in imports("batch.runner", found["batch.runner"]) or any(
+    assert {"workflow", "executors.base", "batch.run.runner", "cli.run", "kit"} <= set(found)
+    assert "executors.base" in imports("batch.run.runner", found["batch.run.runner"]) or any(
         i.startswith("executors") for m in found if m.startswith("batch.") for i in imports(m, found[m])
     )

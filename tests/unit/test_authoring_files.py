@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from comfykit_batch.batch.manifest import ManifestError, load_manifest
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.spec.manifest import ManifestError, load_manifest
+from comfykit_batch.batch.spec.sweep import Sweep
 
 HEAD = "name: t\nworkflows: [{name: w, source: wf.json}]\n"
 

@@ -7,7 +7,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from comfykit_batch.batch.manifest import load_manifest
+from comfykit_batch.batch.spec.manifest import load_manifest
 from comfykit_batch.errors import ComfyKitError
 
 ROOT = Path(__file__).resolve().parents[2]

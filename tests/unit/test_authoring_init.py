@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from comfykit_batch.batch.manifest import load_manifest
-from comfykit_batch.batch.plan import build_plan
-from comfykit_batch.batch.starter import starter_manifest
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.run.plan import build_plan
+from comfykit_batch.batch.spec.manifest import load_manifest
+from comfykit_batch.batch.spec.starter import starter_manifest
+from comfykit_batch.batch.spec.sweep import Sweep
 from comfykit_batch.cli import main
 from comfykit_batch.workflow import Workflow
 

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from comfykit_batch.batch.manifest import ManifestError, did_you_mean, load_manifest
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.spec.manifest import ManifestError, did_you_mean, load_manifest
+from comfykit_batch.batch.spec.sweep import Sweep
 from comfykit_batch.errors import ManifestError as ErrorsManifestError
 
 HEAD = "name: t\nworkflows: [{name: w, source: wf.json}]\n"

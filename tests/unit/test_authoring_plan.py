@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from comfykit_batch.batch import sweep as sweep_module
-from comfykit_batch.batch.manifest import load_manifest
-from comfykit_batch.batch.plan import build_plan, open_existing_store, spread
-from comfykit_batch.batch.store import COMPLETED, FAILED, MISSING, NEW, TRANSIENT
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.run.plan import build_plan, open_existing_store, spread
+from comfykit_batch.batch.spec import sweep as sweep_module
+from comfykit_batch.batch.spec.manifest import load_manifest
+from comfykit_batch.batch.spec.sweep import Sweep
+from comfykit_batch.batch.store.store import COMPLETED, FAILED, MISSING, NEW, TRANSIENT
 from comfykit_batch.workflow import Workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +138,7 @@ def test_a_dry_run_creates_no_output_folder(tmp_path, shipped):
 
 
 def test_rerun_counts_from_a_real_output_folder(shipped, tmp_path):
-    from comfykit_batch.batch.store import ResultStore
+    from comfykit_batch.batch.store.store import ResultStore
 
     m, sweep = shipped
     m.output = tmp_path / "out"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from comfykit_batch.batch.manifest import load_manifest
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.spec.manifest import load_manifest
+from comfykit_batch.batch.spec.sweep import Sweep
 from comfykit_batch.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from comfykit_batch.batch.manifest import SCHEMA_PATH, schema, strict_schema
+from comfykit_batch.batch.spec.manifest import SCHEMA_PATH, schema, strict_schema
 from comfykit_batch.defaults import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from comfykit_batch.batch import index_db as db
-from comfykit_batch.batch.merge import merge_output
-from comfykit_batch.batch.shard import Shard
-from comfykit_batch.batch.store import ResultStore
+from comfykit_batch.batch.spec.shard import Shard
+from comfykit_batch.batch.store import index_db as db
+from comfykit_batch.batch.store.merge import merge_output
+from comfykit_batch.batch.store.store import ResultStore
 from comfykit_batch.cli import main
 from tests.conftest import WORKFLOWS
 from tests.helpers.manifests import write_manifest

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from comfykit_batch.batch import session
+from comfykit_batch.batch.run import session
 
 
 def test_an_unexpected_error_in_a_report_is_a_warning(tmp_path, monkeypatch):

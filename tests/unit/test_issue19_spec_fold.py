@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from comfykit_batch.batch import sweep as sweep_module
-from comfykit_batch.batch.backend import Backend
-from comfykit_batch.batch.manifest import load_manifest
-from comfykit_batch.batch.plan import build_plan
-from comfykit_batch.batch.runner import BatchRunner
-from comfykit_batch.batch.store import ResultStore
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.run.backend import Backend
+from comfykit_batch.batch.run.plan import build_plan
+from comfykit_batch.batch.run.runner import BatchRunner
+from comfykit_batch.batch.spec import sweep as sweep_module
+from comfykit_batch.batch.spec.manifest import load_manifest
+from comfykit_batch.batch.spec.sweep import Sweep
+from comfykit_batch.batch.store.store import ResultStore
 from comfykit_batch.workflow import Workflow
 from tests.helpers.scripted import ScriptedExecutor
 

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comfykit_batch.batch.manifest import load_manifest
-from comfykit_batch.batch.starter import starter_manifest
+from comfykit_batch.batch.spec.manifest import load_manifest
+from comfykit_batch.batch.spec.starter import starter_manifest
 from comfykit_batch.cli import main
 from comfykit_batch.workflow import Workflow
 

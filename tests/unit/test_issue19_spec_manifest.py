@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from comfykit_batch.batch.manifest import load_manifest
+from comfykit_batch.batch.spec.manifest import load_manifest
 from comfykit_batch.cli import main
 from comfykit_batch.errors import ManifestError
 

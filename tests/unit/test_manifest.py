@@ -1,6 +1,6 @@
 import pytest
 
-from comfykit_batch.batch.manifest import ManifestError, load_manifest
+from comfykit_batch.batch.spec.manifest import ManifestError, load_manifest
 
 WF = '{"1": {"class_type": "EmptyImage", "inputs": {"width": 8}, "_meta": {"title": "$width"}}}'
 

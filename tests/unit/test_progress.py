@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from comfykit_batch.batch.runner import Progress
+from comfykit_batch.batch.run.runner import Progress
 from comfykit_batch.cli.progress import ProgressDisplay
 
 

@@ -12,11 +12,11 @@ import sqlite3
 
 import pytest
 
-from comfykit_batch.batch import sweep as sweep_module
-from comfykit_batch.batch.plan import rerun_counts
-from comfykit_batch.batch.shard import Shard
-from comfykit_batch.batch.store import COMPLETED, MISSING, NEW, ResultStore
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.run.plan import rerun_counts
+from comfykit_batch.batch.spec import sweep as sweep_module
+from comfykit_batch.batch.spec.shard import Shard
+from comfykit_batch.batch.spec.sweep import Sweep
+from comfykit_batch.batch.store.store import COMPLETED, MISSING, NEW, ResultStore
 
 FP = {"w": "f" * 64}
 GRID = [{"grid": {"a": list(range(10)), "b": list(range(10))}}]  # 100 jobs
@@ -194,7 +194,7 @@ def test_random_changes_give_the_states_of_the_id_path(tmp_path):
 
 
 def test_jobs_found_by_reading_ahead_give_the_states_of_the_id_path(tmp_path, monkeypatch):
-    from comfykit_batch.batch import store as store_module
+    from comfykit_batch.batch.store import store as store_module
 
     monkeypatch.setattr(store_module, "READ_AHEAD_ROWS", 0)  # as for a million rows not placed in this sweep
     old = Sweep(GRID, FP)
@@ -400,7 +400,7 @@ def test_a_walk_holds_no_read_transaction_so_the_wal_can_be_emptied(tmp_path):
 
 
 def test_a_journal_line_is_written_whole_even_a_little_at_a_time(tmp_path):
-    from comfykit_batch.batch.store import _append
+    from comfykit_batch.batch.store.store import _append
 
     class Slow:
         def __init__(self):

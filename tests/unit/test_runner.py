@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from comfykit_batch.batch.backend import Backend
-from comfykit_batch.batch.runner import BatchRunner, retry_delay
-from comfykit_batch.batch.store import ResultStore
-from comfykit_batch.batch.sweep import Sweep
+from comfykit_batch.batch.run.backend import Backend
+from comfykit_batch.batch.run.runner import BatchRunner, retry_delay
+from comfykit_batch.batch.spec.sweep import Sweep
+from comfykit_batch.batch.store.store import ResultStore
 from comfykit_batch.workflow import Workflow
 from tests.helpers.scripted import ScriptedExecutor
 

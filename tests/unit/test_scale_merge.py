@@ -2,9 +2,9 @@
 
 import json
 
-from comfykit_batch.batch.merge import merge_output
-from comfykit_batch.batch.shard import Shard
-from comfykit_batch.batch.store import ResultStore
+from comfykit_batch.batch.spec.shard import Shard
+from comfykit_batch.batch.store.merge import merge_output
+from comfykit_batch.batch.store.store import ResultStore
 from comfykit_batch.cli import main
 
 

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from comfykit_batch.batch.shard import Shard, parse_shard, shard_of
+from comfykit_batch.batch.spec.shard import Shard, parse_shard, shard_of
 from comfykit_batch.errors import UsageError
 
 

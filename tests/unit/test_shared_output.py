@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from comfykit_batch.batch import connect
-from comfykit_batch.batch.manifest import ManifestError, load_manifest
+from comfykit_batch.batch.run import connect
+from comfykit_batch.batch.spec.manifest import ManifestError, load_manifest
 from comfykit_batch.errors import BackendError, ConfigError
 from comfykit_batch.executors.factory import create_executor
 from comfykit_batch.executors.shared_output import SharedOutput

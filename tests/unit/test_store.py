@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from comfykit_batch.batch.store import ResultStore
+from comfykit_batch.batch.store.store import ResultStore
 
 
 def rec(i, status="completed", files=()):

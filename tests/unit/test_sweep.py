@@ -1,8 +1,8 @@
 import itertools
 import random
 
-from comfykit_batch.batch import sweep as sweep_module
-from comfykit_batch.batch.sweep import Sweep, block_count, job_id
+from comfykit_batch.batch.spec import sweep as sweep_module
+from comfykit_batch.batch.spec.sweep import Sweep, block_count, job_id
 
 FP = {"w": "f" * 64}
 

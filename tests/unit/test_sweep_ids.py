@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from comfykit_batch.batch.sweep import Sweep, canonical, compact_json, job_id
+from comfykit_batch.batch.spec.sweep import Sweep, canonical, compact_json, job_id
 
 FP = {"w": "f" * 64}
 

@@ -13,33 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..uploads import redact_url
+from ...errors import UsageError
+from ..spec.location import display_url
 
-logger = logging.getLogger("comfykit_batch.batch.remote")
+logger = logging.getLogger("comfykit_batch.batch.store.remote")
 
 CHUNK = 1 << 20
-
-
-def is_remote(output: str | os.PathLike[str]) -> bool:
-    """An fsspec URL other than a local ``file://`` one."""
-    text = os.fspath(output)
-    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text)) and not text.startswith("file://")
-
-
-def display_url(url: str) -> str:
-    """The URL as it may be shown: no ``user:password@``, no ``?query``."""
-    return redact_url(url, query_mark="")
-
-
-def local_home(url: str) -> Path:
-    """Where the local side (sqlite, journal, downloads in progress) of a remote folder lives by default."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "comfykit_batch" / "remote"
-    return base / hashlib.sha256(display_url(url).encode()).hexdigest()[:20]
 
 
 class RemoteFolder:

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ManifestError
-from ..uploads import redact_url, redact_urls_in_text
+from ...errors import ManifestError
+from ...uploads import redact_url, redact_urls_in_text
 
 #: a key path inside the document: keys and list indices
 Path_ = tuple[Any, ...]

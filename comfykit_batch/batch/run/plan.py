@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .manifest import Manifest
-from .store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
-from .sweep import CountProgress, Job, Sweep, axis_labels, block_axes, block_count
+from ..spec.manifest import Manifest
+from ..spec.sweep import CountProgress, Job, Sweep, axis_labels, block_axes, block_count
+from ..store.store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
 
 #: past this many jobs the plan warns, with the estimated size of the run
 LARGE_SWEEP = 100_000

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..result import ExecuteResult
-from ..uploads import redact_url
-from .sweep import Job
+from ...result import ExecuteResult
+from ...uploads import redact_url
+from ..spec.sweep import Job
 
 TRACEBACK_TAIL = 2000
 

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ComfyKitError
-from .sweep import compact_json
+from ...errors import ComfyKitError
+from ..spec.sweep import compact_json
 
 Row = tuple[str, str, int | None, str, str, int | None, str | None]
 

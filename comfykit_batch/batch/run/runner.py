@@ -26,13 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BackendError, ComfyKitError, StorageError
-from ..result import ExecuteResult, Failure, failure_of
-from ..workflow import Workflow
+from ...errors import BackendError, ComfyKitError, StorageError
+from ...result import ExecuteResult, Failure, failure_of
+from ...workflow import Workflow
+from ..spec.sweep import Job
+from ..store.records import job_record
+from ..store.store import ResultStore
 from .backend import Backend, Clock
-from .records import job_record
-from .store import ResultStore
-from .sweep import Job
 
 logger = logging.getLogger("comfykit_batch.runner")
 

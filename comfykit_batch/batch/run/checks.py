@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import BackendError, ManifestError, ParameterError
-from ..executors.base import Executor
-from ..workflow import Workflow
-from .manifest import Manifest
-from .store import ResultStore
-from .sweep import Sweep, job_id
+from ...errors import BackendError, ManifestError, ParameterError
+from ...executors.base import Executor
+from ...workflow import Workflow
+from ..spec.manifest import Manifest
+from ..spec.sweep import Sweep, job_id
+from ..store.store import ResultStore
 
 #: (workflow, parameter) -> distinct values, each with the key path it came from
 SweptValues = dict[tuple[str, str], dict[str, tuple[Any, str]]]

@@ -38,10 +38,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from ..files import safe_extension, safe_name, save_stream, sha256_file
+from ...files import safe_extension, safe_name, save_stream, sha256_file
+from ..spec.location import is_remote_folder, local_home
+from ..spec.sweep import Job, Sweep
 from . import index_db as db
-from .remote import RemoteFolder, is_remote, local_home
-from .sweep import Job, Sweep
+from .remote import RemoteFolder
 
 if TYPE_CHECKING:
     from .merge import FoldReport
@@ -67,7 +68,7 @@ ADOPT_ROWS = 20000  # positions noted per transaction by a walk that found compl
 REBUILD_ROOT = ("move it (and its -wal and -shm files) away and run again: it is rebuilt from index.json, the journal "
                 "and the parts (a job finished since index.json was last written runs again)")
 
-logger = logging.getLogger("comfykit_batch.batch.store")
+logger = logging.getLogger("comfykit_batch.batch.store.store")
 
 
 class HasId(Protocol):
@@ -100,7 +101,7 @@ class ResultStore:
     def __init__(self, root: Path | str, name: str, part: PartLike | None = None, *, local: Path | None = None) -> None:
         # A remote folder (s3://...) is mirrored by a local one (``local``, else one under the user's cache)
         # holding the sqlite index, the journal and downloads in progress; finished files and the index go out.
-        self.remote = RemoteFolder(str(root)) if is_remote(root) else None
+        self.remote = RemoteFolder(str(root)) if is_remote_folder(root) else None
         if self.remote is not None:
             self.root = Path(local or local_home(str(root))).resolve()
         else:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from ..executors.base import Executor
-from ..executors.factory import create_executor
-from ..local_comfyui import managed_server
-from .manifest import BackendSpec
+from ...executors.base import Executor
+from ...executors.factory import create_executor
+from ...local_comfyui import managed_server
+from ..spec.manifest import BackendSpec
 
 
 def build_executor(spec: BackendSpec, stack: ExitStack, notice: Callable[[str], None]) -> Executor:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..defaults import DEFAULTS
-from ..executors.base import Executor
-from .sweep import Job
+from ...defaults import DEFAULTS
+from ...executors.base import Executor
+from ..spec.sweep import Job
 
 logger = logging.getLogger("comfykit_batch.runner")
 

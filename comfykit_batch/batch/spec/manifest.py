@@ -28,12 +28,12 @@ from typing import Any
 
 import jsonschema
 
-from ..defaults import DEFAULTS, env_comfyui_output_dir, env_comfyui_url, executor_type
-from ..errors import ConfigError, ManifestError
-from ..sources import is_path_source
-from ..uploads import redact_url
+from ...defaults import DEFAULTS, env_comfyui_output_dir, env_comfyui_url, executor_type
+from ...errors import ConfigError, ManifestError
+from ...sources import is_path_source
+from ...uploads import redact_url
+from .location import is_remote_folder, local_home
 from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values
-from .remote import is_remote, local_home
 from .sweep import distinct
 from .value_files import resolve_files
 
@@ -42,7 +42,7 @@ __all__ = [
     "load_manifest", "schema", "strict_schema", "swept_names",
 ]
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
 ENV_REF = "#/definitions/env"
 #: ``$${`` (a literal ``${``), ``${NAME}`` / ``${NAME:-default}``, or a ``${`` that is neither (an error)
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
@@ -564,7 +564,7 @@ def parse_document(path: Path) -> tuple[dict[str, Any], Context]:
 
 def _output(where: str | Path) -> dict[str, Any]:
     """``output`` (a local folder) and ``output_url`` (an fsspec URL such as s3://, mirrored locally)."""
-    if is_remote(where):
+    if is_remote_folder(where):
         return {"output": local_home(str(where)), "output_url": str(where)}
     return {"output": Path(where)}
 

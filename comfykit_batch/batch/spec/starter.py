@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from ..workflow import InputType, Workflow
+from ...workflow import InputType, Workflow
 
 #: a stand-in for a required value the workflow does not give; the dry run shows it
 PLACEHOLDER = "CHANGE ME"

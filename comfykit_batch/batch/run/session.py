@@ -19,21 +19,21 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BackendError, ComfyKitError, ManifestError, MissingNodesError, ParameterError, StorageError, UsageError
-from ..executors.base import Executor
-from ..sources import resolve_workflow
-from ..uploads import redact_urls_in_text
-from ..workflow import Workflow
+from ...errors import BackendError, ComfyKitError, ManifestError, MissingNodesError, ParameterError, StorageError, UsageError
+from ...executors.base import Executor
+from ...sources import resolve_workflow
+from ...uploads import redact_urls_in_text
+from ...workflow import Workflow
+from ..spec.manifest import Manifest, check_report, load_manifest
+from ..spec.shard import Shard
+from ..spec.sweep import Job, Sweep
+from ..store.store import COMPLETED, FAILED, NEW, ResultStore
 from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
-from .manifest import Manifest, check_report, load_manifest
 from .plan import Plan as PlanReport
 from .plan import build_plan, fold_note, open_existing_store
 from .runner import BatchRunner, Progress, Summary
-from .shard import Shard
-from .store import COMPLETED, FAILED, NEW, ResultStore
-from .sweep import Job, Sweep
 
 logger = logging.getLogger("comfykit_batch.session")
 
@@ -234,8 +234,8 @@ def _close(store: ResultStore) -> None:
 
 def _write_reports(m: Manifest, summary: Summary, notice: Notice) -> None:
     """The gallery (unless ``report: {gallery: false}``) and the grid the manifest asks for; a report never fails a run."""
-    from ..report.gallery import write_gallery
-    from ..report.grid import make_grid
+    from ...report.gallery import write_gallery
+    from ...report.grid import make_grid
 
     report = m.report or {}
     jobs = summary.done + summary.failed + summary.skipped + summary.failed_earlier

@@ -27,12 +27,13 @@ from pathlib import Path
 
 import yaml
 
-from ..files import sha256_file
+from ...files import sha256_file
+from ..spec.location import is_remote_folder
 from . import index_db as db
-from .remote import RemoteFolder, is_remote
+from .remote import RemoteFolder
 from .store import DB, INDEX, JOURNAL, MANIFEST_COPY, PARTS, ResultStore, _quietly, _truncate, import_index, part_dirs
 
-logger = logging.getLogger("comfykit_batch.batch.merge")
+logger = logging.getLogger("comfykit_batch.batch.store.merge")
 
 # A part's rows keep their position in the sweep (``index_db``), so the folder's resume is by position too.
 # The jobs in ``temp.kept`` keep the folder's record: another part's, whose files are the ones on disk.
@@ -358,7 +359,7 @@ def merge_output(root: Path | str, name: str | None = None, *, local: Path | Non
     A damaged part is rebuilt where it can be; the result names the parts rebuilt, those left out and
     the conflicts (``clean`` is False for the last two). The folder's own index unreadable: ``UnreadableIndex``.
     """
-    if not is_remote(root) and not Path(root).is_dir():
+    if not is_remote_folder(root) and not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such output folder")
     store = ResultStore(root, name or "", local=local).open(repair=True)
     try:
