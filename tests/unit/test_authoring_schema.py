@@ -95,7 +95,7 @@ def test_schema_defaults_are_the_library_defaults():
 
 
 def test_manifest_module_states_no_default_of_its_own():
-    source = (ROOT / "comfykit_batch" / "batch" / "manifest.py").read_text()
+    source = (ROOT / "comfykit_batch" / "batch" / "spec" / "manifest.py").read_text()
     for literal in ("600", '"websocket"', '"ws"', "runninghub.ai"):
         assert literal not in source
     assert not re.search(r"\.get\(\"\w+\", \d", source)  # every .get(key, default) takes its default from DEFAULTS
