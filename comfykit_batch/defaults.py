@@ -64,8 +64,12 @@ class Timings:
     poll_min: float = 0.01
     #: the shortest pause between two looks at a prompt whose expected end has passed
     poll_floor: float = 0.001
-    #: how often a blocking wait looks at its cancel event
-    cancel_check: float = 0.2
+    #: how often a wait that cannot block on the cancel event itself (a WebSocket job's event queue) looks at it
+    cancel_check: float = 0.1
+    #: a request that is safe to repeat (RunningHub's status, outputs, uploads; a refused create) and failed
+    #: transiently is sent again after retry_first, doubling up to retry_max
+    retry_first: float = 0.5
+    retry_max: float = 8.0
     #: a backend that failed: first pause before it is probed, doubling up to pause_max
     pause_first: float = 5.0
     pause_max: float = 60.0

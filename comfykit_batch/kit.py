@@ -28,7 +28,7 @@ from .errors import ComfyKitError, ConfigError
 from .executors.base import Executor, ProgressCallback
 from .executors.factory import create_executor
 from .result import ExecuteResult, failure_of
-from .sources import WorkflowSource, is_remote, resolve_workflow
+from .sources import WorkflowSource, resolve_workflow, runs_on_runninghub
 from .workflow import Workflow
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class ComfyKit:
     def _route(self, workflow: WorkflowSource) -> tuple[Executor, Workflow, float]:
         """The executor for a workflow, the workflow, and the timeout of a call that gives none."""
         wf = resolve_workflow(workflow)
-        if is_remote(wf):
+        if runs_on_runninghub(wf):
             return self.runninghub, wf, float(self.runninghub_timeout)
         return self.comfyui, wf, float(self.timeout)
 
@@ -235,9 +235,9 @@ class ComfyKit:
         Strict calls (the blocking ones, and every call of a ``strict`` kit) refuse them; AI apps
         (``webapp:<id>``, named by ``nodeId.fieldName``) have no markers to compare with.
         """
-        if not params or wf.meta.get("_webapp_id"):
+        if not params or (wf.remote is not None and wf.remote.is_app):
             return params, []
-        if not wf.nodes and wf.meta.get("_workflow_id"):
+        if wf.nodes_pending:
             executor.prepare(wf)  # a RunningHub workflow id: its markers come with its JSON
         if strict or self.unknown_params == "error":
             if wf.nodes:
@@ -253,7 +253,7 @@ class ComfyKit:
     def list_params(self, workflow: WorkflowSource) -> list[dict[str, Any]]:
         """The workflow's DSL parameters: name, nodes, required, default, type, description."""
         executor, wf, _ = self._route(workflow)
-        if not wf.nodes and wf.meta.get("_workflow_id"):
+        if wf.nodes_pending:
             executor.prepare(wf)  # a RunningHub workflow id: fetch its JSON to read its markers
         return wf.list_params()
 

@@ -2,8 +2,9 @@
 
 A source is a dict, a ``Workflow``, a path, an http(s) URL (downloaded without
 any credential), an all-digit RunningHub workflow id, ``webapp:<id>`` (a
-RunningHub AI app), or a file whose ``_source`` is ``runninghub``. ``is_remote``
-tells the caller which workflows run on RunningHub.
+RunningHub AI app), or a file whose ``_source`` is ``runninghub``.
+``runs_on_runninghub`` tells the caller which workflows run on RunningHub (a
+workflow's ``RemoteRef`` says where).
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import requests
-
-from .errors import WorkflowError
-from .fetch import describe_error, fetch_bytes
+from .errors import FetchError, WorkflowError
+from .fetch import fetch_bytes
 from .uploads import redact_url
-from .workflow import Workflow
+from .workflow import RUNNINGHUB, Workflow
 
 WorkflowSource = str | Path | Mapping[str, Any] | Workflow
 
 WEBAPP_PREFIX = "webapp:"
-RUNNINGHUB = "runninghub"
 #: parsed workflow files kept (by path, file identity, size and modification time), most recently used last
 FILE_CACHE_SIZE = 64
 _files: OrderedDict[tuple[str, int, int, int, int], Workflow] = OrderedDict()
@@ -54,10 +52,10 @@ def is_path_source(source: str) -> bool:
     return not (is_runninghub_id(source) or source.startswith(WEBAPP_PREFIX) or is_url(source))
 
 
-def is_remote(workflow: Workflow) -> bool:
-    """True for a workflow that runs on RunningHub (an id, an AI app, or a file marked ``_source: runninghub``)."""
-    return str(workflow.meta.get("_source", "")).lower() == RUNNINGHUB
-
+def runs_on_runninghub(workflow: Workflow) -> bool:
+    """True for a workflow that runs on RunningHub: an id, an AI app, or a file marked ``_source: runninghub`` or
+    naming a ``_workflow_id`` / ``_webapp_id`` (``Workflow.remote``)."""
+    return workflow.remote is not None
 
 
 def remote_workflow(workflow_id: str, *, webapp: bool = False) -> Workflow:
@@ -111,7 +109,7 @@ def workflow_file(path: str | os.PathLike[str]) -> Workflow:
             _files.move_to_end(key)
             return found
     wf = Workflow.from_file(p)
-    if is_remote(wf):
+    if runs_on_runninghub(wf):
         return wf  # its nodes are fetched into it when it runs: each call gets its own
     with _files_lock:
         _files[key] = wf
@@ -124,8 +122,8 @@ def download_workflow(url: str) -> Workflow:
     """A workflow from an http(s) URL, fetched with no credential; errors name the host, never the query."""
     try:
         text = fetch_bytes(url)
-    except requests.RequestException as exc:
-        raise WorkflowError(f"could not download the workflow from {_host(url)}: {describe_error(exc)}") from None
+    except FetchError as exc:
+        raise WorkflowError(f"could not download the workflow from {_host(url)}: {exc}") from exc
     return Workflow.from_json(text, source=redact_url(url))
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from .errors import ParameterError
 
@@ -94,6 +94,17 @@ def redact_urls_in_text(text: str, *, query_mark: str = "?…") -> str:
     return _URL_IN_TEXT.sub(lambda m: m[1] + m[2] + (query_mark if m[3] else ""), text)
 
 
+#: a shorter part of a URL is not worth scrubbing (and would mangle ordinary words)
+MIN_URL_SECRET = 4
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` that may be credentials (query, each query value, fragment, user and password),
+    to scrub wherever a library quotes the URL back (an exception's text)."""
+    p = urlsplit(url)
+    values = [v for _, _, v in (pair.partition("=") for pair in p.query.split("&"))]
+    return [s for s in (p.query, *values, p.fragment, p.username, p.password) if s and len(s) >= MIN_URL_SECRET]
+
 
 def classify(value: Any, param: str) -> UploadSource:
     """Decide how to obtain the bytes of an upload parameter's value."""
@@ -117,7 +128,7 @@ def classify(value: Any, param: str) -> UploadSource:
         try:
             data = base64.b64decode(m[3], validate=True)
         except binascii.Error as exc:
-            raise ParameterError(f"parameter {param!r}: the data: URI is not valid base64 ({exc})") from None
+            raise ParameterError(f"parameter {param!r}: the data: URI is not valid base64 ({exc})") from exc
         ext = mimetypes.guess_extension(m[1] or "") or guess_extension(data)
         return UploadSource("bytes", f"{param}{ext}", data=data)
     parsed = urlparse(value)

@@ -21,7 +21,7 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,6 @@ class Parameter:
     #: the type guessed from the workflow's literal value; a server's is in ``Workflow.input_types``
     type: str = "any"
     description: str | None = None
-    #: always None since a server's choices live in ``Workflow.input_types``; kept so old callers do not break
-    choices: list[Any] | None = None
 
     @property
     def is_seed(self) -> bool:
@@ -175,6 +173,41 @@ def is_ui_format(data: Any) -> bool:
     return isinstance(data, dict) and "nodes" in data and "links" in data
 
 
+#: ``"_source": "runninghub"`` in a workflow file: it runs on RunningHub (any case)
+RUNNINGHUB = "runninghub"
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """Where on RunningHub a workflow lives: a workflow id or an AI app's (webapp) id.
+
+    Read once from a file's private keys (``"_source": "runninghub"``, ``"_workflow_id"`` or
+    ``"_webapp_id"``), so the executors and the kit ask typed questions, not dict keys. ``fetched``:
+    the nodes came from RunningHub itself (so a task names the workflow by id and sends no JSON).
+    """
+
+    workflow_id: str | None = None
+    webapp_id: str | None = None
+    fetched: bool = False
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> RemoteRef | None:
+        """The reference a file's private keys make (``_source: runninghub``, or a RunningHub id without it), or
+        None for a workflow that runs on ComfyUI."""
+        ref = cls(_id(meta.get("_workflow_id")), _id(meta.get("_webapp_id")))
+        marked = str(meta.get("_source", "")).lower() == RUNNINGHUB
+        return ref if marked or ref.workflow_id or ref.webapp_id else None
+
+    @property
+    def is_app(self) -> bool:
+        """An AI app: parameters are named ``nodeId.fieldName``, there is no workflow JSON."""
+        return self.webapp_id is not None
+
+
+def _id(value: Any) -> str | None:
+    return str(value) if value else None
+
+
 class Workflow:
     """An API-format ComfyUI workflow with its DSL parameters parsed."""
 
@@ -187,7 +220,10 @@ class Workflow:
                 "'Export (API)' (enable dev mode options on older versions) and pass that file"
             )
         self.source = source
+        #: the file's private keys as written (they count in the fingerprint); read through ``remote``
         self.meta: JsonDict = {k: v for k, v in data.items() if k.startswith("_")}
+        #: where on RunningHub it runs; None for a workflow that runs on ComfyUI
+        self.remote = RemoteRef.from_meta(self.meta)
         self.nodes: JsonDict = {}
         self._fingerprint: tuple[JsonDict, str] | None = None  # (the nodes it was computed from, the hash)
         self.parameters: dict[str, Parameter] = {}
@@ -211,9 +247,14 @@ class Workflow:
         if not parsed:
             raise WorkflowError(f"{self.source}: the workflow has no nodes")
         self.nodes, self.parameters, self.output_names = parsed, {}, {}
-        if fetched:
-            self.meta["_fetched"] = True
+        if fetched and self.remote is not None:
+            self.remote = replace(self.remote, fetched=True)
         self._parse_dsl()
+
+    @property
+    def nodes_pending(self) -> bool:
+        """A RunningHub workflow known only by id: its nodes (and so its markers) come from RunningHub on first use."""
+        return not self.nodes and self.remote is not None and self.remote.workflow_id is not None
 
     # -- loading -----------------------------------------------------------
     @classmethod
@@ -221,7 +262,7 @@ class Workflow:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise WorkflowError(f"{source}: not valid JSON ({exc})") from None
+            raise WorkflowError(f"{source}: not valid JSON ({exc})") from exc
         return cls(data, source=source)
 
     @classmethod
@@ -229,10 +270,10 @@ class Workflow:
         p = Path(path).expanduser()
         try:
             text = p.read_bytes()
-        except FileNotFoundError:
-            raise WorkflowError(f"{p}: no such workflow file") from None
+        except FileNotFoundError as exc:
+            raise WorkflowError(f"{p}: no such workflow file") from exc
         except OSError as exc:
-            raise WorkflowError(f"{p}: cannot read the workflow ({exc.strerror})") from None
+            raise WorkflowError(f"{p}: cannot read the workflow ({exc.strerror})") from exc
         return cls.from_json(text, source=str(p))
 
     # -- DSL -----------------------------------------------------------------
@@ -340,7 +381,7 @@ class Workflow:
         memo = self._fingerprint
         if memo is not None and memo[0] is self.nodes:
             return memo[1]
-        meta = {k: v for k, v in self.meta.items() if k != "_fetched"}  # remote ids count, fetch state does not
+        meta = {k: v for k, v in self.meta.items() if k != "_fetched"}  # remote ids count; a fetch flag never did
         blob = json.dumps([self.nodes, meta], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(blob.encode()).hexdigest()
         self._fingerprint = (self.nodes, digest)  # a race between threads only computes the same value twice

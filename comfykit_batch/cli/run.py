@@ -18,6 +18,7 @@ from ..batch.run.runner import Summary
 from ..batch.run.session import RunOptions, plan, run_manifest
 from ..batch.spec.location import is_remote_folder
 from ..batch.spec.shard import parse_shard
+from ..defaults import TIMINGS, Timings
 from ..errors import UsageError
 from .args import Parser
 from .progress import ProgressDisplay
@@ -48,12 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], *, timings: Timings = TIMINGS) -> int:
+    """Run (or dry-run) the manifest ``argv`` names; ``timings`` lets a test shorten the run's waits."""
     args = _parser().parse_args(list(argv))
     _check_output(args.output)
     _setup_logging(args.verbose, args.quiet)
     options = RunOptions(limit=args.limit, only=args.only, jobs=args.jobs, retry_failed=args.retry_failed,
-                         force=args.force, verify=args.verify, shard=parse_shard(args.shard, os.environ, args.shards))
+                         force=args.force, verify=args.verify, shard=parse_shard(args.shard, os.environ, args.shards),
+                         timings=timings)
     if args.dry_run:
         counting = None if args.quiet else _counting()
         for line in plan(args.manifest, options, output=args.output, on_notice=_notice(args.quiet), on_count=counting).lines:
@@ -145,8 +148,8 @@ def _print_summary(s: Summary) -> None:
     print(f"{s.name}: {state}: {s.done} completed, {s.failed} failed{earlier}"
           + (f", {s.not_run} not run" if s.not_run else "") + f" of {s.total} in {s.wall:.1f}s ({rate:.2f} jobs/s)")
     for name, b in s.backends.items():
-        dropped = f" (dropped: {b.get('drop_reason') or 'stayed down'})" if b.get("dropped") else ""
-        print(f"  backend {name}: {b['completed']} completed, {b['failed']} failed, idle {b['idle_fraction'] * 100:.1f}%{dropped}")
+        dropped = f" (dropped: {b.drop_reason or 'stayed down'})" if b.dropped else ""
+        print(f"  backend {name}: {b.completed} completed, {b.failed} failed, idle {b.idle_fraction * 100:.1f}%{dropped}")
     if s.failures:
         print("  failures by reason:")
         for reason, n in sorted(s.failures.items(), key=lambda kv: -kv[1])[:10]:

@@ -15,7 +15,8 @@ executor, so nothing above this layer imports a concrete executor module:
 - ``execute`` never raises for a remote failure: it returns a failed
   ``ExecuteResult`` whose ``failure.kind`` says what happened (see ``result``).
 
-No exception of ``requests``, ``websocket`` or the socket layer escapes.
+No exception of ``requests``, ``websocket`` or the socket layer escapes: each is mapped
+(``transport.foreign_exceptions``) and kept as the cause, its text scrubbed of secrets.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..defaults import DEFAULTS
 from ..files import Saved
@@ -47,6 +48,8 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 #: parameter name -> the server's type for it (type, choices, min, max)
 InputTypes = Mapping[str, InputType]
+#: the executor a ``with`` block binds: its own class (``typing.Self`` is 3.11+)
+E = TypeVar("E", bound="Executor")
 
 
 class Executor(abc.ABC):
@@ -112,7 +115,7 @@ class Executor(abc.ABC):
     def close(self) -> None:
         """Release connections and threads."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self: E) -> E:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypedDict
 
-from ..defaults import DEFAULTS
+from ..defaults import DEFAULTS, TIMINGS, Timings
 from ..errors import AuthError, BackendError, MissingNodesError
 from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, failure_of, kind_of
@@ -34,13 +34,8 @@ logger = logging.getLogger("comfykit_batch.comfyui")
 
 JsonDict = dict[str, Any]
 
-#: how long a missing prompt must stay missing from queue and history before it counts as lost
-LOST_CHECK_INTERVAL = 5.0
 #: consecutive failed polls tolerated before the server counts as gone
 MAX_POLL_FAILURES = 8
-#: HTTP polling: wait this fraction of the time already waited, within [POLL_MIN, poll_max]
-POLL_FRACTION = 0.25
-POLL_MIN = 0.01
 
 
 class ComfyUIOptions(TypedDict, total=False):
@@ -51,6 +46,7 @@ class ComfyUIOptions(TypedDict, total=False):
     concurrency: int
     poll_max: float
     server_output_dir: str | os.PathLike[str] | None
+    timings: Timings
 
 
 class ComfyUIExecutor(Executor):
@@ -65,6 +61,7 @@ class ComfyUIExecutor(Executor):
         concurrency: int = DEFAULTS.concurrency,
         poll_max: float = 1.0,
         server_output_dir: str | os.PathLike[str] | None = None,
+        timings: Timings = TIMINGS,
     ) -> None:
         self.client = ComfyUIClient(url, api_key=api_key, cookies=cookies, pool_size=max(4, concurrency * 2 + 2))
         self.name = self.client.display_url
@@ -72,6 +69,8 @@ class ComfyUIExecutor(Executor):
         self.shared = SharedOutput(server_output_dir, self.name) if server_output_dir is not None else None
         self.concurrency = concurrency
         self.poll_max = poll_max
+        #: every wait of a job (``Timings``): a test passes short ones instead of patching constants
+        self.timings = timings
         self.client_id = uuid.uuid4().hex
         self._uploaded: dict[str, str] = {}  # sha256 of the bytes -> server file name
         self._upload_lock = threading.Lock()
@@ -84,10 +83,10 @@ class ComfyUIExecutor(Executor):
             self.client.system_stats()
         except AuthError as exc:
             raise AuthError(f"{exc}; set api_key/COMFYUI_API_KEY or cookies/COMFYUI_COOKIES for {self.name}",
-                            backend=self.name) from None
+                            backend=self.name) from exc
         except BackendError as exc:
             raise BackendError(f"{exc}; is ComfyUI running at {self.name}? set COMFYUI_URL or backends[].url",
-                               transient=exc.transient, backend=self.name) from None
+                               transient=exc.transient, backend=self.name) from exc
         if self.shared is not None:
             self.shared.check(self._served)
 
@@ -107,7 +106,7 @@ class ComfyUIExecutor(Executor):
         if known is not None:
             return known
         info = self.client.object_info()
-        with mapped("reading input types", self.name):  # /object_info is the server's: odd shapes are its fault
+        with mapped("reading input types", self.name, self.client.redact):  # /object_info is the server's: odd shapes are its fault
             types: InputTypes = MappingProxyType(workflow.input_types(info))
         for warning in workflow.check_server_inputs(info, self.name):  # raises for a marker the server would drop
             logger.warning("%s", warning)
@@ -272,12 +271,12 @@ class ComfyUIExecutor(Executor):
         except BackendError as exc:
             state["failures"] = state.get("failures", 0) + 1
             if state["failures"] >= MAX_POLL_FAILURES:
-                raise Stop(Failure("connection", f"lost contact while waiting: {exc}", transient=True)) from None
+                raise Stop(Failure("connection", f"lost contact while waiting: {exc}", transient=True)) from exc
             return None
         if entry is not None:
             return entry
         now = deadline.clock()
-        if now - state.get("queue_checked", deadline.started) >= LOST_CHECK_INTERVAL:
+        if now - state.get("queue_checked", deadline.started) >= self.timings.lost_check:
             state["queue_checked"] = now
             if not self._in_queue(prompt_id, deadline) and self.client.history(prompt_id, deadline=deadline.at) is None:
                 raise Stop(Failure("server", f"{self.name}: prompt vanished from queue and history (restarted?)",

@@ -19,9 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
-import requests
-
-from ..errors import AuthError, BackendError, ConfigError
+from ..errors import AuthError, BackendError, ConfigError, FetchError
 from ..fetch import fetch_bytes
 from .pool import HttpPool, Response
 from .transport import Redactor, check_url, http_status_error, mapped, read_timeout
@@ -56,12 +54,12 @@ def parse_cookies(cookies: str | Mapping[str, str] | None) -> dict[str, str]:
     if text.startswith(("http://", "https://")):
         try:
             text = fetch_bytes(text).decode("utf-8", "replace").strip()
-        except (requests.RequestException, OSError) as exc:
-            raise ConfigError(f"could not fetch the cookies from their URL ({type(exc).__name__})") from None
+        except FetchError as exc:
+            raise ConfigError(f"could not fetch the cookies from their URL ({exc})") from exc
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError:  # no cause: it holds the cookies' text, whose values cannot be told apart to scrub
             raise ConfigError("cookies look like JSON but do not parse") from None
         if not isinstance(data, dict):
             raise ConfigError("cookies JSON must be an object of name: value")
@@ -142,7 +140,7 @@ class ComfyUIClient:
                  connect: float | None = None, **kw: Any) -> Response:
         read = read_timeout(read or self.timeout[1], deadline, time.monotonic())
         timeout = (min(connect or self.timeout[0], read), read)
-        with mapped(f"{method} {path.split('?')[0]}", self.display_url):
+        with mapped(f"{method} {path.split('?')[0]}", self.display_url, self.redact):
             r = self.pool.request(method, self.base_url + path, timeout=timeout, **kw)
         if r.is_redirect or (r.status_code in (401, 403) and not path.startswith("/view")):
             where = r.headers.get("Location", "")
@@ -159,7 +157,7 @@ class ComfyUIClient:
     def _decode(self, r: Response, doing: str) -> Any:
         if r.status_code >= 400:
             raise http_status_error(self.display_url, doing, r.status_code, _text(r), self.redact)
-        with mapped(doing, self.display_url):
+        with mapped(doing, self.display_url, self.redact):
             return json.loads(r.content)
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
@@ -254,7 +252,7 @@ class ComfyUIClient:
             if r.status_code != 200:
                 # 404: the file is gone (will not come back); 5xx may pass
                 raise http_status_error(self.display_url, f"GET {path.split('?')[0]}", r.status_code, "", self.redact)
-            with mapped("download interrupted", self.display_url):
+            with mapped("download interrupted", self.display_url, self.redact):
                 yield from r.iter_content(chunk)
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .base import ProgressCallback
-from .comfyui_base import POLL_FRACTION, POLL_MIN, ComfyUIExecutor, ComfyUIOptions, JsonDict, status_messages
+from .comfyui_base import ComfyUIExecutor, ComfyUIOptions, JsonDict, status_messages
 from .lifecycle import Deadline
 
 if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at run time
@@ -15,8 +15,6 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at 
 
     from ..workflow import Workflow
 
-#: the shortest pause between two looks at a prompt whose expected end has passed (POLL_MIN before one is known)
-POLL_FLOOR = 0.001
 #: how far a prompt's time moves the estimate of its workflow's time: a longer one, a shorter one
 PACE_UP, PACE_DOWN = 0.2, 0.5
 
@@ -99,8 +97,9 @@ class HttpExecutor(ComfyUIExecutor):
 
     The first look is at the expected end (``Pace``); then, as before any time is known, each
     look comes after a quarter of the time already waited (up to ``poll_max``), from 1 ms once
-    an end was expected, else from 10 ms. Looks grow apart by a quarter each, so a prompt stuck
-    behind other clients' work, or slower than its estimate, costs a few requests more.
+    an end was expected, else from 10 ms (``Timings``: ``poll_fraction``, ``poll_floor``,
+    ``poll_min``). Looks grow apart by a quarter each, so a prompt stuck behind other clients'
+    work, or slower than its estimate, costs a few requests more.
     """
 
     def __init__(self, url: str, **options: Unpack[ComfyUIOptions]) -> None:
@@ -124,5 +123,6 @@ class HttpExecutor(ComfyUIExecutor):
             if entry is not None:
                 self.pace.learn(prompt_id, entry)
                 return entry
-            floor = POLL_MIN if expected is None else POLL_FLOOR
-            deadline.sleep(min(self.poll_max, max(floor, deadline.elapsed() * POLL_FRACTION)))
+            t = self.timings
+            floor = t.poll_min if expected is None else t.poll_floor
+            deadline.sleep(min(self.poll_max, max(floor, deadline.elapsed() * t.poll_fraction)))

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import websocket
 
-from ..errors import AuthError, BackendError
+from ..errors import AuthError, BackendError, scrub_chain
 from .base import ProgressCallback, ProgressEvent
-from .comfyui_base import LOST_CHECK_INTERVAL, POLL_FRACTION, POLL_MIN, ComfyUIExecutor, ComfyUIOptions, JsonDict
+from .comfyui_base import ComfyUIExecutor, ComfyUIOptions, JsonDict
 from .comfyui_client import CHECK_TIMEOUT, cookie_header
 from .lifecycle import Deadline
+from .transport import Redactor, reason
 
 if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at run time
     from typing_extensions import Unpack
@@ -47,8 +48,6 @@ _REDIRECTS = frozenset({HTTPStatus.MOVED_PERMANENTLY, HTTPStatus.FOUND, HTTPStat
 #: ``executing`` is judged apart (only ``node: null`` ends a prompt, see ``_EventHub._wanted``)
 _WANTED = frozenset(k.encode() for k in (*_DONE_EVENTS, *_OUTPUT_EVENTS))
 _TYPE_HEAD = re.compile(rb'\{\s*"type"\s*:\s*"([A-Za-z_]+)"')
-#: with a live socket, /history is still read this often in case an event was lost
-SAFETY_POLL = LOST_CHECK_INTERVAL
 
 
 def job_finished(kind: str | None, data: Mapping[str, Any]) -> bool:
@@ -56,11 +55,13 @@ def job_finished(kind: str | None, data: Mapping[str, Any]) -> bool:
     return kind in _DONE_EVENTS or (kind == "executing" and data.get("node") is None)
 
 
-def connect(url: str, header: list[str], cookie: str | None, display: str, timeout: float) -> websocket.WebSocket:
+def connect(url: str, header: list[str], cookie: str | None, display: str, timeout: float,
+            redact: Redactor) -> websocket.WebSocket:
     """Open the socket without ever following a redirect: a 302 would carry the key and cookies elsewhere.
 
-    A redirect or 401/403 raises ``AuthError``; any other failure raises what websocket-client raised
-    (the caller polls ``/history`` meanwhile).
+    A redirect or 401/403 raises ``AuthError`` (the refused handshake its cause, the headers and
+    body the server answered dropped from it by ``redact``); any other failure raises what
+    websocket-client raised (the caller polls ``/history`` meanwhile).
     """
     ws = websocket.WebSocket(enable_multithread=True, skip_utf8_validation=True)
     try:
@@ -71,7 +72,7 @@ def connect(url: str, header: list[str], cookie: str | None, display: str, timeo
         if status in _REDIRECTS or status in (401, 403):
             what = "redirect refused: credentials are never sent to another URL" if status in _REDIRECTS \
                 else "authentication required: set api_key or cookies"
-            raise AuthError(f"{display}: websocket /ws: HTTP {status} ({what})", backend=display) from None
+            raise AuthError(f"{display}: websocket /ws: HTTP {status} ({what})", backend=display) from scrub_chain(exc, redact)
         raise
     return ws
 
@@ -168,8 +169,10 @@ class _Waiter:
 class _EventHub:
     """Owns the socket; notes each prompt's output events and wakes that prompt's job for its end."""
 
-    def __init__(self, url: str, header: list[str], cookie: str | None, display: str) -> None:
+    def __init__(self, url: str, header: list[str], cookie: str | None, display: str,
+                 redact: Redactor | None = None) -> None:
         self.url, self.header, self.cookie, self.display = url, header, cookie, display
+        self.redact = redact or Redactor([])
         self.connected = threading.Event()
         self.generation = 0  # connections made so far: events of one prompt all came on one connection if unchanged
         self.auth_error: AuthError | None = None  # the last handshake was refused (until one succeeds)
@@ -226,7 +229,7 @@ class _EventHub:
                 backoff = min(backoff * 2, 5.0)
                 continue
             except Exception as exc:  # noqa: BLE001 - any other failure to connect means: poll and try again
-                logger.debug("websocket connect to %s failed: %s", self.display, type(exc).__name__)
+                logger.debug("websocket connect to %s failed: %s", self.display, reason(exc))
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -250,7 +253,7 @@ class _EventHub:
                     w.q.put((_DROPPED, {}))
 
     def open(self, timeout: float) -> websocket.WebSocket:
-        return connect(self.url, self.header, self.cookie, self.display, timeout)
+        return connect(self.url, self.header, self.cookie, self.display, timeout, self.redact)
 
     def _read(self, ws: websocket.WebSocket | FrameReader) -> None:
         while not self._closed:
@@ -262,7 +265,7 @@ class _EventHub:
                         return  # nobody waiting: close; the next job reconnects
                 continue
             except Exception as exc:  # noqa: BLE001 - socket gone: the waiters fall back to /history
-                logger.info("websocket dropped: %s", type(exc).__name__)
+                logger.info("websocket dropped: %s", reason(exc))
                 return
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return
@@ -362,7 +365,7 @@ class WebSocketExecutor(ComfyUIExecutor):
         super().__init__(url, **options)
         ws_url = "ws" + self.client.base_url[len("http"):] + f"/ws?clientId={self.client_id}"
         header = [f"Authorization: Bearer {self.client.api_key}"] if self.client.api_key else []
-        self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name)
+        self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name, self.client.redact)
         self.connect_wait = connect_wait
         self._outputs: dict[str, frozenset[str]] = {}  # workflow fingerprint -> its output nodes on this server
 
@@ -374,7 +377,7 @@ class WebSocketExecutor(ComfyUIExecutor):
         except AuthError:
             raise
         except Exception as exc:  # noqa: BLE001 - no socket is not fatal: jobs poll /history instead
-            logger.info("%s: no websocket (%s); jobs will poll /history", self.name, type(exc).__name__)
+            logger.info("%s: no websocket (%s); jobs will poll /history", self.name, reason(exc))
 
     def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:
         seen = _Seen(None, self._output_nodes(workflow))
@@ -408,7 +411,8 @@ class WebSocketExecutor(ComfyUIExecutor):
         assert waiter is not None
         q, seen = waiter.q, waiter.seen
         state: JsonDict = {}
-        next_poll = deadline.started + (SAFETY_POLL if self._hub.connected.is_set() else 0.005)
+        live = self._hub.connected.is_set()
+        next_poll = deadline.started + (self.timings.socket_safety_poll if live else 0.005)
         while True:
             deadline.check()
             now = time.monotonic()
@@ -416,8 +420,8 @@ class WebSocketExecutor(ComfyUIExecutor):
             left = deadline.left()
             if left is not None:
                 wait = min(wait, max(0.0, left))
-            if deadline.cancel is not None:
-                wait = min(wait, 0.1)
+            if deadline.cancel is not None:  # the queue cannot also wait on the event: look at it this often
+                wait = min(wait, self.timings.cancel_check)
             try:
                 kind, data = q.get(timeout=wait)
             except queue.Empty:
@@ -429,14 +433,20 @@ class WebSocketExecutor(ComfyUIExecutor):
                 entry = entry or self._history_after_event(prompt_id, deadline)
                 if entry is not None:
                     return entry
-                next_poll = min(next_poll, time.monotonic() + POLL_MIN)  # not there yet: poll, tolerating errors
+                next_poll = min(next_poll, time.monotonic() + self.timings.poll_min)  # not there yet: poll, tolerating errors
             if time.monotonic() >= next_poll or kind == _DROPPED:
                 entry = self._poll_history(prompt_id, deadline, state)
                 if entry is not None:
                     return entry
-                live = self._hub.connected.is_set()
-                step = SAFETY_POLL if live else min(self.poll_max, max(POLL_MIN, deadline.elapsed() * POLL_FRACTION))
-                next_poll = time.monotonic() + step
+                next_poll = time.monotonic() + self._poll_step(deadline)
+
+    def _poll_step(self, deadline: Deadline) -> float:
+        """The wait before the next look at ``/history``: rare while the socket is live (in case an event was
+        lost), paced as the HTTP executor's polling without it."""
+        t = self.timings
+        if self._hub.connected.is_set():
+            return t.socket_safety_poll
+        return min(self.poll_max, max(t.poll_min, deadline.elapsed() * t.poll_fraction))
 
     def _history_after_event(self, prompt_id: str, deadline: Deadline) -> JsonDict | None:
         """History may lag the success event by a moment: look a few times."""

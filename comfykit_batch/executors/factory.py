@@ -13,7 +13,7 @@ import importlib
 import os
 from collections.abc import Mapping
 
-from ..defaults import DEFAULTS, executor_type
+from ..defaults import DEFAULTS, TIMINGS, Timings, executor_type
 from ..errors import ConfigError
 from .base import Executor
 
@@ -51,6 +51,7 @@ def create_executor(
     webhook_url: str | None = None,
     poll_interval: float | None = None,
     server_output_dir: str | os.PathLike[str] | None = None,
+    timings: Timings | None = None,
 ) -> Executor:
     """The executor for one backend.
 
@@ -61,13 +62,15 @@ def create_executor(
     folder as this machine sees it: outputs are read there, see ``shared_output``) and is
     refused for RunningHub. RunningHub: ``url`` may be empty for
     ``DEFAULTS.runninghub_url``; ``timeout`` bounds each call made without its own.
+    ``timings`` (default ``TIMINGS``): every wait of the executor (a test passes short ones).
     Raises ``ConfigError`` for an unknown type or transport, or a missing RunningHub key.
     """
-    kind = str(type).strip().lower()
+    kind, waits = str(type).strip().lower(), timings or TIMINGS
     if kind == "runninghub":
         if server_output_dir is not None:
             raise ConfigError("server_output_dir: a ComfyUI option, not accepted for a RunningHub backend")
-        return _runninghub(url, api_key, concurrency, timeout, retry_count, instance_type, webhook_url, poll_interval)
+        return _runninghub(url, api_key, concurrency, timeout, retry_count, instance_type, webhook_url, poll_interval,
+                           waits)
     if kind != "comfyui":
         raise ConfigError(f"backend type must be one of {', '.join(BACKEND_TYPES)}, got {type!r}")
     extra = {"timeout": timeout, "retry_count": retry_count, "instance_type": instance_type,
@@ -77,21 +80,21 @@ def create_executor(
         raise ConfigError(f"{', '.join(given)}: RunningHub options, not accepted for a ComfyUI backend")
     if not url:
         raise ConfigError("a ComfyUI backend needs a URL (http(s)://host:port)")
-    return _comfyui(url, executor, api_key, cookies, concurrency, server_output_dir)
+    return _comfyui(url, executor, api_key, cookies, concurrency, server_output_dir, waits)
 
 
 def _comfyui(url: str, executor: str | None, api_key: str | None, cookies: str | Mapping[str, str] | None,
-             concurrency: int | None, server_output_dir: str | os.PathLike[str] | None) -> Executor:
+             concurrency: int | None, server_output_dir: str | os.PathLike[str] | None, timings: Timings) -> Executor:
     transport = executor_type(executor if executor is not None else DEFAULTS.library_executor, where="executor")
     workers = DEFAULTS.concurrency if concurrency is None else _positive(concurrency, "concurrency")
     cls = executor_class("WebSocketExecutor" if transport == "websocket" else "HttpExecutor")
     return cls(url, api_key=api_key, cookies=cookies, concurrency=workers,  # type: ignore[call-arg]
-               server_output_dir=server_output_dir)
+               server_output_dir=server_output_dir, timings=timings)
 
 
 def _runninghub(url: str, api_key: str | None, concurrency: int | None, timeout: float | None,
                 retry_count: int | None, instance_type: str | None, webhook_url: str | None,
-                poll_interval: float | None) -> Executor:
+                poll_interval: float | None, timings: Timings) -> Executor:
     cls = executor_class("RunningHubExecutor")
     return cls(  # type: ignore[call-arg]
         url or DEFAULTS.runninghub_url,
@@ -102,6 +105,7 @@ def _runninghub(url: str, api_key: str | None, concurrency: int | None, timeout:
         poll_interval=DEFAULTS.runninghub_poll_interval if poll_interval is None else poll_interval,
         instance_type=instance_type,
         webhook_url=webhook_url,
+        timings=timings,
     )
 
 

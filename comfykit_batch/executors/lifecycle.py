@@ -13,15 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import requests
-
+from ..errors import FetchError
 from ..fetch import upload_bytes
 from ..result import ExecuteResult, Failure
 from ..workflow import PendingUpload, Workflow
-from .transport import reason
-
-#: how often a sleep looks at the cancel event when it has no event to wait on
-CANCEL_CHECK = 0.2
 
 
 class Stop(Exception):  # noqa: N818 - not an error: the end of a wait
@@ -90,8 +85,9 @@ def read_upload(up: PendingUpload) -> bytes:
     """The bytes of an upload value; a URL that cannot be fetched fails the job as ``upload``, not the backend."""
     try:
         return upload_bytes(up.source)
-    except (requests.RequestException, OSError) as exc:
-        raise Stop(Failure("upload", f"could not read {up.name} from {up.source.describe()}: {reason(exc)}")) from None
+    except (FetchError, OSError) as exc:  # a URL's reason, or a local file's (its path is in describe())
+        why = str(exc) if isinstance(exc, FetchError) else exc.strerror or type(exc).__name__
+        raise Stop(Failure("upload", f"could not read {up.name} from {up.source.describe()}: {why}")) from exc
 
 
 def missing_outputs(result: ExecuteResult, workflow: Workflow) -> Failure | None:

@@ -117,8 +117,8 @@ class _Origin:
     def _connect(self, timeout: float) -> _Conn:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except TimeoutError:
-            raise ConnectTimeout(f"no connection within {timeout:g}s") from None
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"no connection within {timeout:g}s") from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
@@ -201,7 +201,7 @@ class Response:
                 raise ProtocolError("answer cut short in a chunk header")
             try:
                 size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
+            except ValueError:  # no cause: int() only quotes the server's bytes back
                 raise ProtocolError("malformed chunk header") from None
             if size == 0:
                 _read_headers(reader)  # the trailer, usually empty

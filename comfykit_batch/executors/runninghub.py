@@ -23,14 +23,15 @@ from urllib.parse import urlparse
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..defaults import DEFAULTS
-from ..errors import AuthError, BackendError, ConfigError, ParameterError, WorkflowError
+from ..defaults import DEFAULTS, TIMINGS, Timings
+from ..errors import AuthError, BackendError, ConfigError, ParameterError, WorkflowError, scrub_chain
 from ..files import Saved, save_stream
 from ..result import ExecuteResult, Failure, OutputFile, kind_of
-from ..workflow import PendingUpload, Workflow
+from ..uploads import url_secrets
+from ..workflow import PendingUpload, RemoteRef, Workflow
 from .base import Executor, ProgressCallback
 from .lifecycle import Deadline, Stop, missing_outputs, node_failure, read_upload
-from .transport import Redactor, check_url, http_status_error, is_refused, mapped, read_timeout, reason
+from .transport import REFUSED, Redactor, cause_of, check_url, http_status_error, mapped, read_timeout
 
 logger = logging.getLogger("comfykit_batch.runninghub")
 
@@ -86,6 +87,7 @@ class RunningHubExecutor(Executor):
         instance_type: str | None = None,
         webhook_url: str | None = None,
         request_timeout: tuple[float, float] = (10.0, 60.0),
+        timings: Timings = TIMINGS,
     ) -> None:
         if not api_key:
             raise ConfigError("RunningHub needs an API key (runninghub_api_key or RUNNINGHUB_API_KEY)")
@@ -102,6 +104,7 @@ class RunningHubExecutor(Executor):
         self.instance_type = instance_type or os.environ.get("RUNNINGHUB_INSTANCE_TYPE") or None
         self.webhook_url = webhook_url
         self.request_timeout = request_timeout
+        self.timings = timings  # the pauses between retries (``retry_first`` doubling up to ``retry_max``)
         self.session = requests.Session()
         self.session.trust_env = True
         self.session.mount("https://", HTTPAdapter(pool_maxsize=max(4, concurrency * 2)))
@@ -124,21 +127,28 @@ class RunningHubExecutor(Executor):
         kw: dict[str, Any] = {"data": payload, "files": files} if files is not None else {"json": payload}
         try:
             r = self.session.post(self.base_url + path, timeout=(min(connect, read), read), allow_redirects=False, **kw)
-            if r.status_code == 429 or r.status_code >= 500:
-                raise _Refused(f"{path}: HTTP {r.status_code}")
-            if r.status_code != 200:
-                raise _CodeError(r.status_code, f"HTTP {r.status_code} on {path}")
-            env = json.loads(r.content)
-            code = int(env.get("code", -1))
-        except (requests.RequestException, OSError) as exc:
-            if is_refused(exc):
-                raise _Refused(f"{path}: connection refused") from None
-            raise _Transient(f"{path}: {reason(exc)}") from None
-        except (ValueError, AttributeError, TypeError):
-            raise _Transient(f"{path}: answer is not a JSON envelope") from None
+        except Exception as exc:
+            cause = cause_of(exc)
+            if cause is None:
+                raise
+            unsent = _Refused if cause is REFUSED else _Transient  # refused: the server surely did not take it
+            raise unsent(f"{path}: {cause.reason}") from scrub_chain(exc, self._redact)
+        if r.status_code == 429 or r.status_code >= 500:
+            raise _Refused(f"{path}: HTTP {r.status_code}")
+        if r.status_code != 200:
+            raise _CodeError(r.status_code, f"HTTP {r.status_code} on {path}")
+        code, env = self._envelope(r.content, path)
         if code != 0:
             raise _CodeError(code, self._redact.excerpt(str(env.get("msg") or "")), env.get("data"))
         return env.get("data")
+
+    def _envelope(self, content: bytes, path: str) -> tuple[int, dict[str, Any]]:
+        """(code, envelope) of an answer; one that is not a JSON envelope may be a proxy's hiccup: transient."""
+        try:
+            env = json.loads(content)
+            return int(env.get("code", -1)), env
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise _Transient(f"{path}: answer is not a JSON envelope") from scrub_chain(exc, self._redact)
 
     def _post_retrying(self, path: str, body: dict[str, Any] | None = None, *, deadline: Deadline | None = None,
                        **kw: Any) -> Any:
@@ -149,12 +159,16 @@ class RunningHubExecutor(Executor):
             except _Transient:
                 if attempt >= self.retry_count or (deadline is not None and deadline.passed()):
                     raise
-            pause = min(8.0, 0.5 * 2**attempt)
+            pause = self._backoff(attempt)
             if deadline is not None:
                 deadline.sleep(pause)
             else:
                 time.sleep(pause)
         raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
+        """The pause before sending a call again after ``attempt`` transient failures."""
+        return min(self.timings.retry_max, self.timings.retry_first * 2**attempt)
 
     def _error(self, exc: Exception, doing: str) -> BackendError:
         """The package's error for a failed call (what ``check``, ``prepare`` and ``download`` raise)."""
@@ -172,30 +186,32 @@ class RunningHubExecutor(Executor):
         except (_Transient, _CodeError) as exc:
             err = self._error(exc, "checking the account")
             if isinstance(err, AuthError):
-                raise err from None
+                raise err from exc
             raise BackendError(f"{err}; is RunningHub reachable at {self.display_url}? set runninghub_url or "
-                               "backends[].url", transient=err.transient, backend=self.name) from None
+                               "backends[].url", transient=err.transient, backend=self.name) from exc
 
     def prepare(self, workflow: Workflow) -> None:
         """Fetch the API JSON of a workflow known only by id, so its DSL parameters are known."""
         try:
             self._fetch_nodes(workflow)
         except (_Transient, _CodeError) as exc:
-            raise self._error(exc, "fetching the workflow") from None
+            raise self._error(exc, "fetching the workflow") from exc
 
     def _fetch_nodes(self, workflow: Workflow, deadline: Deadline | None = None) -> None:
-        wid = workflow.meta.get("_workflow_id")
-        if workflow.nodes or not wid:
+        if not workflow.nodes_pending:
             return
+        wid = _ref(workflow).workflow_id
+        assert wid is not None
         with self._lock:
             nodes = self._fetched.get(wid)
         if nodes is None:
-            data = self._post_retrying("/api/openapi/getJsonApiFormat", {"workflowId": str(wid)}, deadline=deadline)
+            data = self._post_retrying("/api/openapi/getJsonApiFormat", {"workflowId": wid}, deadline=deadline)
             prompt = data.get("prompt") if isinstance(data, dict) else None
             try:
                 nodes = json.loads(prompt) if isinstance(prompt, str) else dict(prompt or {})
-            except (ValueError, TypeError):
-                raise WorkflowError(f"runninghub:{wid}: the workflow JSON RunningHub returned does not parse") from None
+            except (ValueError, TypeError) as exc:
+                raise WorkflowError(f"runninghub:{wid}: the workflow JSON RunningHub returned does not parse") \
+                    from scrub_chain(exc, self._redact)
             if not isinstance(nodes, dict):
                 raise WorkflowError(f"runninghub:{wid}: the workflow JSON RunningHub returned is not an object")
             with self._lock:
@@ -214,8 +230,9 @@ class RunningHubExecutor(Executor):
     ) -> ExecuteResult:
         """Run one task; ``timeout=None`` means this executor's own ``timeout`` (never unbounded)."""
         deadline = Deadline(timeout if timeout is not None else self.timeout, cancel)
-        webapp = workflow.meta.get("_webapp_id")
-        if not webapp and not workflow.meta.get("_workflow_id"):
+        ref = _ref(workflow)
+        webapp = ref.webapp_id
+        if not webapp and not ref.workflow_id:
             raise WorkflowError(f"{workflow.source}: a RunningHub workflow file needs \"_workflow_id\" (or \"_webapp_id\")")
         extras: dict[str, Any] = {"backend": self.name}
         try:
@@ -270,7 +287,7 @@ class RunningHubExecutor(Executor):
             for nid, fld in p.targets:
                 value = bound.values.get(name) if name not in uploads else None
                 info.append({"nodeId": nid, "fieldName": fld, "fieldValue": value, "_upload": uploads.get(name)})
-        send = bound.prompt if not workflow.meta.get("_fetched") and workflow.nodes else None
+        send = bound.prompt if not _ref(workflow).fetched and workflow.nodes else None
         return info, dict(bound.values), bound.seeds, send
 
     def _upload_all(self, node_info: list[dict[str, Any]], deadline: Deadline) -> None:
@@ -293,7 +310,7 @@ class RunningHubExecutor(Executor):
             data_out = self._post_retrying("/task/openapi/upload", {"fileType": file_type},
                                            files={"file": (src.filename, data)}, deadline=deadline)
         except _CodeError as exc:
-            raise Stop(self._failure(exc, f"uploading {up.name}")) from None
+            raise Stop(self._failure(exc, f"uploading {up.name}")) from exc
         name = data_out.get("fileName") if isinstance(data_out, dict) else None
         if not name:
             raise Stop(Failure("upload", f"RunningHub gave no fileName for {up.name}"))
@@ -305,7 +322,7 @@ class RunningHubExecutor(Executor):
         if webapp:
             path, body["webappId"] = "/task/openapi/ai-app/run", str(webapp)
         else:
-            path, body["workflowId"] = "/task/openapi/create", str(workflow.meta["_workflow_id"])
+            path, body["workflowId"] = "/task/openapi/create", _ref(workflow).workflow_id
             if send_workflow is not None:
                 body["workflow"] = json.dumps(send_workflow, ensure_ascii=False)
         if self.instance_type:
@@ -330,12 +347,12 @@ class RunningHubExecutor(Executor):
             except _Refused:
                 if attempt >= self.retry_count:
                     raise
-                wait = min(8.0, 0.5 * 2**attempt)
+                wait = self._backoff(attempt)
             except _Transient as exc:
                 # The request may have reached RunningHub: repeating it could start a second, billed task.
                 late = " (the call's time ran out)" if deadline.passed() else ""
                 raise Stop(Failure("uncertain", f"creating the task: {exc}{late}; it may or may not exist on "
-                                   "RunningHub, so it was not sent again")) from None
+                                   "RunningHub, so it was not sent again")) from exc
             attempt += 1
             deadline.sleep(wait)
 
@@ -431,21 +448,27 @@ class RunningHubExecutor(Executor):
     def download(self, file: OutputFile, dest: Path) -> Saved:
         """Output URLs are public CDN links: fetched without the API key (which is never in a URL)."""
         host = urlparse(file.url).hostname or "?"
-        with mapped(f"downloading {file.filename}", host):
+        redact = Redactor([self._key, *url_secrets(file.url)])  # a CDN link's query may be a signed token
+        with mapped(f"downloading {file.filename}", host, redact):
             r = self._files.get(file.url, stream=True, timeout=self.request_timeout)
         with r:
             if r.status_code != 200:
-                raise http_status_error(host, f"downloading {file.filename}", r.status_code, "", self._redact)
-            return save_stream(self._chunks(r, host, file.filename), dest)
+                raise http_status_error(host, f"downloading {file.filename}", r.status_code, "", redact)
+            return save_stream(self._chunks(r, host, file.filename, redact), dest)
 
     @staticmethod
-    def _chunks(r: requests.Response, host: str, filename: str) -> Iterator[bytes]:
-        with mapped(f"downloading {filename}: interrupted", host):
+    def _chunks(r: requests.Response, host: str, filename: str, redact: Redactor) -> Iterator[bytes]:
+        with mapped(f"downloading {filename}: interrupted", host, redact):
             yield from r.iter_content(1 << 20)
 
     def close(self) -> None:
         self.session.close()
         self._files.close()
+
+
+def _ref(workflow: Workflow) -> RemoteRef:
+    """Where on RunningHub ``workflow`` lives (no ids at all for one that is not RunningHub's: ``execute`` refuses it)."""
+    return workflow.remote or RemoteRef()
 
 
 def _num(v: Any) -> float:

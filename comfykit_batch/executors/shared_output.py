@@ -61,7 +61,7 @@ class SharedOutput:
                     fh.write(token)
             except OSError as exc:
                 raise ConfigError(f"server_output_dir {self.folder}: cannot write a probe file there to check that it is "
-                                  f"{self.display}'s output folder ({exc.strerror or exc})") from None
+                                  f"{self.display}'s output folder ({exc.strerror or exc})") from exc
             try:
                 got = served(name)
             finally:
@@ -117,7 +117,7 @@ class SharedOutput:
                 except OSError as exc:
                     self._failed.add(path)
                     raise BackendError(f"{self.display}: reading {name} from its output folder: {exc.strerror or exc}",
-                                       transient=True, backend=self.display) from None
+                                       transient=True, backend=self.display) from exc
                 if not block:
                     return
                 yield block

@@ -1,29 +1,30 @@
 """The executors' edge with the network: URL checks, exception mapping, secret scrubbing.
 
-Everything a foreign library can raise (``requests``, ``urllib3``, socket
-``OSError``, a JSON decode error) is turned into the package's own
-``BackendError`` / ``AuthError`` here, in one place (the model is httpx's
-``map_httpcore_exceptions``): nothing above the executors catches a library's
-exception. Server text that ends up in a message first loses every credential
-sent to that server, as is and percent- or base64-encoded, since a server that
-echoes request headers would otherwise hand the key back into logs and the index.
+Everything a foreign library can raise (``requests``, ``urllib3``,
+websocket-client, socket ``OSError``, ``ssl``, a JSON decode error) is turned
+into the package's own ``BackendError`` / ``AuthError`` here, through one table
+of exception types (``foreign_exceptions``; the model is httpx's
+``map_httpcore_exceptions``), the foreign exception kept as the cause once its
+text is scrubbed: nothing above the executors catches a library's exception,
+and nothing classifies an exception by its message. Server text that ends up
+in a message (or a chained cause) first loses every credential sent to that
+server, as is and percent- or base64-encoded, since a server that echoes
+request headers would otherwise hand the key back into logs and the index.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import socket
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, urlparse
 
-import requests
-import urllib3.exceptions
-
-from ..errors import AuthError, BackendError, ComfyKitError, ConfigError
+from ..errors import AuthError, BackendError, ComfyKitError, ConfigError, exception_chain, scrub_chain
 from ..result import Failure
 from .pool import ConnectTimeout, ProtocolError
 
@@ -132,62 +133,91 @@ class Redactor:
         return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "..."
 
 
+@dataclass(frozen=True)
+class Cause:
+    """What a foreign exception means here: a few words for the message, and whether asking again may help."""
+
+    reason: str
+    transient: bool = True
+
+
+REFUSED = Cause("connection refused")
+HOST_NOT_FOUND = Cause("host name not found")
+CONNECT_TIMEOUT = Cause("connect timed out")
+READ_TIMEOUT = Cause("no answer in time (read timed out)")
+DROPPED = Cause("connection dropped mid-answer")
+TLS_FAILED = Cause("TLS handshake failed")
+CONNECTION_FAILED = Cause("connection failed")
+
+ForeignTable = tuple[tuple[tuple[type[BaseException], ...], Cause], ...]
+
+
+@functools.cache
+def foreign_exceptions() -> ForeignTable:
+    """The one table from foreign exception types to what they mean, the most telling row first.
+
+    An exception means the first row that it, or any exception it came from, matches: a
+    ``requests.ConnectionError`` caused by a ``ConnectionRefusedError`` is a refusal, a
+    ``requests.ConnectTimeout`` (whose chain ends in a socket's ``TimeoutError``) a connect
+    timeout. Types only, never message text. Built on first use, as httpx builds its
+    ``HTTPCORE_EXC_MAP``: the HTTP executor does not load websocket-client for it.
+    """
+    import requests
+    import urllib3.exceptions as u3
+    import websocket
+
+    unusable = tuple(((t,), Cause(f"unusable answer ({t.__name__})", transient=False))
+                     for t in (TypeError, KeyError, AttributeError))
+    return (
+        ((ConnectionRefusedError,), REFUSED),
+        ((socket.gaierror, websocket.WebSocketAddressException), HOST_NOT_FOUND),
+        ((ConnectTimeout, requests.ConnectTimeout), CONNECT_TIMEOUT),
+        ((requests.ReadTimeout, u3.ReadTimeoutError, websocket.WebSocketTimeoutException, TimeoutError), READ_TIMEOUT),
+        ((ProtocolError, requests.exceptions.ChunkedEncodingError, u3.ProtocolError, ConnectionResetError, BrokenPipeError,
+          websocket.WebSocketConnectionClosedException), DROPPED),
+        ((ssl.SSLError, requests.exceptions.SSLError, u3.SSLError), TLS_FAILED),
+        ((requests.RequestException, u3.HTTPError, websocket.WebSocketException, OSError), CONNECTION_FAILED),
+        ((ValueError,), Cause("unusable answer (answer is not valid JSON)", transient=False)),
+        *unusable,
+    )
+
+
+def cause_of(exc: BaseException) -> Cause | None:
+    """What ``exc`` means (see ``foreign_exceptions``); None for one the table does not map (a bug, or one of
+    this package's own): it passes unchanged."""
+    table = foreign_exceptions()
+    if isinstance(exc, ComfyKitError) or not any(isinstance(exc, types) for types, _ in table):
+        return None
+    chain = list(exception_chain(exc))
+    return next(cause for types, cause in table if any(isinstance(link, types) for link in chain))
+
+
 def reason(exc: BaseException) -> str:
     """What went wrong on the wire, in a few words, without the URL (which may carry a query)."""
-    chain = _chain_text(exc)
-    if isinstance(exc, ConnectionRefusedError) or "refused" in chain:
-        return "connection refused"
-    if isinstance(exc, socket.gaierror) or "Name or service not known" in chain or "not resolve" in chain:
-        return "host name not found"
-    if isinstance(exc, (ConnectTimeout, requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
-        return "connect timed out"
-    if isinstance(exc, (requests.ReadTimeout, socket.timeout, urllib3.exceptions.ReadTimeoutError)):
-        return "no answer in time (read timed out)"
-    if isinstance(exc, (ProtocolError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
-                        ConnectionResetError, BrokenPipeError)):
-        return "connection dropped mid-answer"
-    if isinstance(exc, (ssl.SSLError, requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
-        return "TLS handshake failed"
-    if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
-        return "connection failed"
-    if isinstance(exc, ValueError):
-        return "answer is not valid JSON"
-    return type(exc).__name__
+    cause = cause_of(exc)
+    return cause.reason if cause is not None else type(exc).__name__
 
 
-def _chain_text(exc: BaseException) -> str:
-    parts: list[str] = []
-    cur: BaseException | None = exc
-    seen = 0
-    while cur is not None and seen < 8:
-        if isinstance(cur, ConnectionRefusedError):
-            return "refused"
-        parts.append(str(cur))
-        cur, seen = cur.__cause__ or cur.__context__, seen + 1
-    return " ".join(parts)
-
-
-def is_refused(exc: BaseException) -> bool:
-    """The connection was refused: the request surely never reached the server."""
-    return reason(exc) == "connection refused"
+def _kept(text: str) -> str:
+    return text
 
 
 @contextmanager
-def mapped(doing: str, backend: str) -> Iterator[None]:
+def mapped(doing: str, backend: str, redact: Callable[[str], str] = _kept) -> Iterator[None]:
     """Turn every foreign exception raised inside into ``BackendError`` (the package's own pass through).
 
-    Network trouble is transient (the same call may work later or elsewhere);
-    an answer that does not parse is not.
+    Network trouble is transient (the same call may work later or elsewhere); an answer that does
+    not parse is not. The foreign exception is the error's cause, its text passed through
+    ``redact`` (give the server's ``Redactor`` wherever a credential was sent).
     """
     try:
         yield
-    except ComfyKitError:
-        raise
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise BackendError(f"{backend}: {doing}: {reason(exc)}", transient=True, backend=backend) from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a JSON decode error, an odd shape
-        raise BackendError(f"{backend}: {doing}: unusable answer ({reason(exc)})", transient=False,
-                           backend=backend) from None
+    except Exception as exc:
+        cause = cause_of(exc)
+        if cause is None:
+            raise
+        raise BackendError(f"{backend}: {doing}: {cause.reason}", transient=cause.transient,
+                           backend=backend) from scrub_chain(exc, redact)
 
 
 def http_status_error(backend: str, doing: str, status: int, body: str, redact: Redactor) -> BackendError:

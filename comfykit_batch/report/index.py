@@ -1,7 +1,8 @@
 """An output folder's records, in sweep order, with what the report commands need to ask of them.
 
-The index is read whole (it is a JSON document), then any journal lines newer than it are laid
-over it, so a gallery made during a run or after a crash shows every finished job.
+The records are read through the store's read-only view of the folder (``batch.store.view``): its
+index with the journal's newer lines laid over it, so a gallery made during a run or after a crash
+shows every finished job.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from typing import Any
 import yaml
 
 from ..batch.spec.location import display_url, is_remote_folder
+from ..batch.store.index_db import UnreadableIndex
+from ..batch.store.layout import INDEX, MANIFEST_COPY
+from ..batch.store.view import FolderView
 from ..errors import UsageError
 
 log = logging.getLogger("comfykit_batch.report")
-
-INDEX = "index.json"
-JOURNAL = "journal.jsonl"
-MANIFEST_COPY = "manifest.yaml"
 
 
 @dataclass
@@ -80,29 +80,26 @@ def label_of(value: Any) -> str:
 
 
 def load_results(output_dir: str | Path) -> Results:
-    """Read ``index.json`` (+ newer journal lines) of an output folder; bad input is one ``UsageError`` line."""
+    """Read an output folder's records (its index + newer journal lines); bad input is one ``UsageError`` line."""
     if is_remote_folder(output_dir):
         raise UsageError(f"{display_url(str(output_dir))}: reports read a local output folder; copy it here first "
                          "(e.g. aws s3 sync URL DIR)")
     root = Path(output_dir)
     if not root.is_dir():
         raise UsageError(f"{output_dir}: no such output folder")
-    index = root / INDEX
-    if not index.is_file():
+    view = FolderView(root)
+    if not view.exists():
         raise UsageError(f"{root}: no {INDEX} here; give the output folder of a batch (output/<name>)")
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-        by_id = {rec["id"]: rec for rec in data["jobs"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{index}: not a batch index ({exc})") from None
-    _overlay_journal(root / JOURNAL, by_id)
-    records = list(by_id.values())
+        records = view.records()
+    except UnreadableIndex as exc:
+        raise UsageError(str(exc)) from None
     order = manifest_order(root / MANIFEST_COPY)
     if records and all(isinstance(r.get("seq"), int) for r in records):
         records.sort(key=lambda r: r["seq"])  # a sweep position, when the runner records one
     else:
         records = sweep_sorted(records, order)
-    return Results(root.resolve(), str(data.get("manifest") or root.name), records, order)
+    return Results(root.resolve(), view.name(), records, order)
 
 
 def manifest_order(path: Path) -> dict[str, dict[str, int]]:
@@ -154,17 +151,6 @@ def sweep_sorted(records: list[dict[str, Any]], order: Mapping[str, Mapping[str,
         return tuple(listed.get(key_of(params.get(p)), len(listed)) for p, listed in order.items())
 
     return sorted(records, key=key)
-
-
-def _overlay_journal(journal: Path, by_id: dict[str, dict[str, Any]]) -> None:
-    if not journal.is_file():
-        return
-    for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-            by_id[rec["id"]] = rec
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a kill
 
 
 def parse_where(items: Sequence[str] | None) -> dict[str, str]:

@@ -11,11 +11,15 @@ import sys
 import pytest
 
 from comfykit_batch.cli import main
+from comfykit_batch.cli.run import main as run_main
+from comfykit_batch.defaults import Timings
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import ROOT, write_manifest
 from tests.helpers.waiting import wait_for
 
 SWEEP = {"grid": {"width": list(range(1, 21)), "height": [1, 2]}}  # 40 jobs
+#: a failing backend is probed again after 50 ms, not 5 s: the run's waits, shortened for a test
+FAST = Timings(pause_first=0.05, pause_max=0.2, download_backoff=0.01)
 
 
 @pytest.fixture
@@ -117,7 +121,7 @@ def test_backend_dying_mid_run(tmp_path, fakes, workflows):
     steady = fakes(work_seconds=0.02)
     m = write_manifest(tmp_path, [{"name": "dying", "url": dying.url}, {"name": "steady", "url": steady.url}],
                        workflow=workflows / "invert.json", sweep=SWEEP, defaults={"retries": 3})
-    assert main([str(m), "-q"]) == 0
+    assert run_main([str(m), "-q"], timings=FAST) == 0
     jobs = _index(tmp_path)
     assert len(jobs) == 40 and all(j["status"] == "completed" for j in jobs)
     by = {b: sum(1 for j in jobs if j["backend"] == b) for b in ("dying", "steady")}

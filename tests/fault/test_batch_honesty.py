@@ -7,6 +7,8 @@ import json
 import pytest
 
 from comfykit_batch.cli import main
+from comfykit_batch.cli.run import main as run_main
+from comfykit_batch.defaults import Timings
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import write_manifest
 
@@ -138,7 +140,8 @@ def test_a_batch_whose_only_backend_stays_down_stops_with_its_index(tmp_path, wo
         m = write_manifest(tmp_path, [{"name": "d", "url": dying.url}], workflow=workflows / "invert.json",
                            sweep={"grid": {"width": list(range(1, 31))}},
                            defaults={"retries": 5, "backend_down_limit": 1})
-        assert main([str(m), "-q"]) == 1
+        # probed again after 50 ms, not 5 s: it is dropped once down for its limit (1 s)
+        assert run_main([str(m), "-q"], timings=Timings(pause_first=0.05, pause_max=0.2)) == 1
         out = capsys.readouterr().out
         assert "stopped: every backend is down" in out and "not run" in out and "dropped" in out
         jobs = _index(tmp_path)

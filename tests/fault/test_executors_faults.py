@@ -8,6 +8,7 @@ from collections import deque
 import pytest
 
 from comfykit_batch import Workflow
+from comfykit_batch.defaults import Timings
 from comfykit_batch.errors import AuthError, BackendError
 from comfykit_batch.executors.comfyui_http import HttpExecutor
 from comfykit_batch.executors.comfyui_ws import WebSocketExecutor
@@ -86,14 +87,8 @@ def test_websocket_drop_mid_job_falls_back_to_history(fake_comfy, wf):
 def test_websocket_without_any_events_still_completes(fake_comfy, wf):
     """A proxy that swallows events: completion is still found through /history."""
     fake_comfy.send_events = False
-    with WebSocketExecutor(fake_comfy.url) as ex:
-        import comfykit_batch.executors.comfyui_ws as mod
-
-        old, mod.SAFETY_POLL = mod.SAFETY_POLL, 0.2
-        try:
-            r = ex.execute(wf, {"width": 4}, timeout=10)
-        finally:
-            mod.SAFETY_POLL = old
+    with WebSocketExecutor(fake_comfy.url, timings=Timings(socket_safety_poll=0.2)) as ex:
+        r = ex.execute(wf, {"width": 4}, timeout=10)
     assert r.status == "completed"
 
 
@@ -115,10 +110,7 @@ def test_server_down_is_a_transient_failure(cls, wf):
 
 
 @BOTH
-def test_server_restart_loses_the_prompt(cls, fake_comfy, wf, monkeypatch):
-    import comfykit_batch.executors.comfyui_base as mod
-
-    monkeypatch.setattr(mod, "LOST_CHECK_INTERVAL", 0.2)
+def test_server_restart_loses_the_prompt(cls, fake_comfy, wf):
     fake_comfy.work_seconds = 30
 
     def restart_once_running() -> None:  # syncs on the server's state, not on a timer
@@ -126,7 +118,7 @@ def test_server_restart_loses_the_prompt(cls, fake_comfy, wf, monkeypatch):
         fake_comfy.restart()
 
     threading.Thread(target=restart_once_running, daemon=True).start()
-    with cls(fake_comfy.url) as ex:
+    with cls(fake_comfy.url, timings=Timings(lost_check=0.2, socket_safety_poll=0.2)) as ex:
         r = ex.execute(wf, {"width": 4}, timeout=60)
     assert r.status == "failed" and r.failure.transient and r.failure.kind in ("server", "connection")
     assert r.prompt_id not in fake_comfy.history, "the restarted server never finished it: the job did not wait for it"

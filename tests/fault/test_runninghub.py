@@ -10,12 +10,15 @@ from collections import deque
 import pytest
 
 from comfykit_batch import ComfyKit, ParameterError, Workflow
+from comfykit_batch.defaults import Timings
 from comfykit_batch.executors.runninghub import RunningHubExecutor
 from comfykit_batch.sources import remote_workflow
 from tests.fakes.fake_runninghub import GOOD_KEY, FakeRunningHub
 from tests.helpers import png
 
 WF_ID = "1904136902449209346"
+#: retries paced in milliseconds, not the half second doubling of production
+QUICK = Timings(retry_first=0.01, retry_max=0.05)
 API_JSON = {
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a dog"}, "_meta": {"title": "$prompt.text!"}},
     "3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 20}, "_meta": {"title": "$seed, $steps"}},
@@ -36,6 +39,7 @@ def rh():
 def make(rh, **kw):
     kw.setdefault("poll_interval", 0.02)
     kw.setdefault("queue_backoff", 0.05)
+    kw.setdefault("timings", QUICK)
     return RunningHubExecutor(rh.url, GOOD_KEY, **kw)
 
 
@@ -180,7 +184,7 @@ def test_5xx_on_create_is_retried_before_a_task_exists(rh):
 
 
 def test_connection_refused_is_retried_then_fails_transient():
-    with RunningHubExecutor("http://127.0.0.1:9", GOOD_KEY, retry_count=2, poll_interval=0.01) as ex:
+    with RunningHubExecutor("http://127.0.0.1:9", GOOD_KEY, retry_count=2, poll_interval=0.01, timings=QUICK) as ex:
         r = ex.execute(Workflow({"_source": "runninghub", "_workflow_id": "1", **API_JSON}), {"prompt": "x"})
     assert r.status == "failed" and r.failure.transient and "refused" in r.msg
 

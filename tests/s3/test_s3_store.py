@@ -10,8 +10,9 @@ import s3fs
 
 from comfykit_batch.batch.spec.shard import Shard
 from comfykit_batch.batch.store.merge import merge_output
-from comfykit_batch.batch.store.store import ResultStore
+from comfykit_batch.batch.store.store import COMPLETED, FAILED, MISSING, ResultStore
 from comfykit_batch.cli import main
+from tests.helpers.outputs import state
 from tests.s3.conftest import SECRET
 
 
@@ -43,12 +44,13 @@ def test_files_go_out_as_they_finish_and_a_kill_then_resume_loses_nothing(bucket
     assert fs.cat(f"{url[5:]}/files/w/job0_image.png") == b"png-bytes"
     # killed: never closed. The same node resumes from its local journal.
     again = ResultStore(url, "m", local=tmp_path / "node1").open()
-    assert all(again.is_complete(f"job{i}") for i in range(3)) and again.is_complete("job1", verify=True)
-    fs.rm(f"{url[5:]}/files/w/job2_image.png")
-    again._remote_sizes = None  # a new run lists the bucket again
-    assert not again.is_complete("job2"), "a file gone from the bucket means the job runs again"
-    _finish(again, 2)
+    assert [state(again, f"job{i}") for i in range(3)] == [COMPLETED] * 3 and state(again, "job1", verify=True) == COMPLETED
     again.close()
+    fs.rm(f"{url[5:]}/files/w/job2_image.png")
+    later = ResultStore(url, "m", local=tmp_path / "node1").open()  # a new run lists the bucket again
+    assert state(later, "job2") == MISSING, "a file gone from the bucket means the job runs again"
+    _finish(later, 2)
+    later.close()
     assert _remote_index(url) == {"job0": "completed", "job1": "completed", "job2": "completed"}
     assert fs.exists(f"{url[5:]}/index.sqlite") and fs.cat(f"{url[5:]}/manifest.yaml") == b"name: m\n"
 
@@ -59,7 +61,7 @@ def test_another_node_resumes_from_what_was_flushed(bucket, tmp_path):
     _finish(s, 1)
     s.close()
     other = ResultStore(url, "m", local=tmp_path / "node2").open()
-    assert other.is_complete("job1") and other.get("job1")["files"][0]["path"] == "files/w/job1_image.png"
+    assert state(other, "job1") == COMPLETED and other.get("job1")["files"][0]["path"] == "files/w/job1_image.png"
 
 
 def test_shards_on_two_nodes_merge_on_a_third(bucket, tmp_path, capsys):
@@ -72,7 +74,7 @@ def test_shards_on_two_nodes_merge_on_a_third(bucket, tmp_path, capsys):
     a.close()
     b.close()
     later = ResultStore(url, "m", Shard(0, 3), local=tmp_path / "c").open()  # N changed: sees both parts
-    assert later.settled("job1") and later.settled("job2") and later.status("job3") == "failed"
+    assert [state(later, f"job{i}") for i in (1, 2, 3)] == [COMPLETED, COMPLETED, FAILED]
     later.close()
     result = merge_output(url, local=tmp_path / "merge")
     assert result.counts == {"completed": 2, "failed": 1} and result.parts >= 2

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from comfykit_batch.batch.run.plan import build_plan, open_existing_store, spread
+from comfykit_batch.batch.run.selection import Selection
 from comfykit_batch.batch.spec import sweep as sweep_module
 from comfykit_batch.batch.spec.manifest import load_manifest
 from comfykit_batch.batch.spec.sweep import Sweep
@@ -47,7 +48,7 @@ def shipped(monkeypatch):
 
 def test_plan_of_the_shipped_sweep(shipped):
     m, sweep = shipped
-    lines = build_plan(m, sweep).lines()
+    lines = build_plan(m, sweep).lines
     assert lines[:4] == [
         "example-sweep: 28 jobs (36 before exclude); output output/example-sweep",
         "  workflow swatch: 28 jobs",
@@ -70,7 +71,7 @@ def test_rerun_counts_from_the_store(shipped):
     plan = build_plan(m, sweep, store=FakeStore(records))
     r = plan.rerun
     assert (r.completed, r.failed, r.transient, r.missing_files, r.new, r.not_in_sweep) == (19, 3, 1, 1, 5, 1)
-    assert plan.lines()[-2:] == [
+    assert plan.lines[-2:] == [
         "  re-run into the existing output: 19 completed (skipped), 3 failed earlier (1 transient, run again; "
         "2 skipped unless --retry-failed), 7 to run, 1 of them because a recorded file is gone",
         "  1 recorded job(s) are no longer in this sweep (their records are kept)",
@@ -80,10 +81,10 @@ def test_rerun_counts_from_the_store(shipped):
 def test_limit_and_only_select_like_the_run(shipped):
     m, sweep = shipped
     ids = [j.id for j in sweep]
-    plan = build_plan(m, sweep, limit=3)
-    assert plan.total == 3 and [j.id for j in plan.first] == ids[:3] and "(--limit 3)" in plan.lines()[0]
-    plan = build_plan(m, sweep, only=[ids[5], ids[7]])
-    assert plan.total == 2 and [j.id for j in plan.first] == [ids[5], ids[7]]
+    plan = build_plan(m, sweep, selection=Selection(limit=3))
+    assert plan.total == 3 and [j.id for j in plan.first_jobs] == ids[:3] and "(--limit 3)" in plan.lines[0]
+    plan = build_plan(m, sweep, selection=Selection(only=frozenset([ids[5], ids[7]])))
+    assert plan.total == 2 and [j.id for j in plan.first_jobs] == [ids[5], ids[7]]
 
 
 def test_spread_follows_concurrency_and_restrictions():
@@ -100,10 +101,10 @@ def test_plan_spreads_over_backends_from_the_manifest(tmp_path):
         "workflows: [{name: w, source: wf.json}, {name: v, source: wf.json, backends: [g2]}]\n"
         "sweep: [{workflow: w, grid: {x: [1, 2, 3, 4, 5, 6, 7, 8]}}, {workflow: v, params: {y: 1}}]\n")
     m = load_manifest(tmp_path / "m.yaml")
-    lines = build_plan(m, Sweep(m.blocks, {"w": "1", "v": "2"})).lines()
+    lines = build_plan(m, Sweep(m.blocks, {"w": "1", "v": "2"})).lines
     assert "  backend g1 (concurrency 3): ~7 jobs (w 7)" in lines
     assert "  backend g2 (concurrency 1): ~2 jobs (v 1, w 1)" in lines
-    assert "  backend g1 (concurrency 1): ~5 jobs (w 5)" in build_plan(m, Sweep(m.blocks, {"w": "1", "v": "2"}), jobs=1).lines()
+    assert "  backend g1 (concurrency 1): ~5 jobs (w 5)" in build_plan(m, Sweep(m.blocks, {"w": "1", "v": "2"}), jobs=1).lines
 
 
 def test_warning_past_100000_jobs_with_estimated_size(tmp_path):
@@ -114,12 +115,12 @@ def test_warning_past_100000_jobs_with_estimated_size(tmp_path):
     sweep = Sweep(m.blocks, {"w": "f"})
     plan = build_plan(m, sweep)
     assert plan.total == 180_000
-    assert plan.lines()[-1] == ("warning: 180,000 jobs (over 100,000): the index alone will be ~126.0 MB; output size unknown "
-                                "until some jobs ran (try --limit 10 first); check the axes above if that is more than you meant")
+    assert plan.lines[-1] == ("warning: 180,000 jobs (over 100,000): the index alone will be ~126.0 MB; output size unknown "
+                              "until some jobs ran (try --limit 10 first); check the axes above if that is more than you meant")
     first = next(iter(sweep))
     store = FakeStore({first.id: {"status": "completed", "files": [{"size": 2_000_000}]}})
-    assert "the outputs ~360.0 GB (2.0 MB per job so far)" in build_plan(m, sweep, store=store).lines()[-1]
-    assert not build_plan(m, sweep, limit=10).warnings
+    assert "the outputs ~360.0 GB (2.0 MB per job so far)" in build_plan(m, sweep, store=store).lines[-1]
+    assert not build_plan(m, sweep, selection=Selection(limit=10)).warnings
 
 
 def test_a_walked_count_reports_progress(shipped, monkeypatch):

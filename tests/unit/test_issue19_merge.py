@@ -9,10 +9,11 @@ import pytest
 from comfykit_batch.batch.spec.shard import Shard
 from comfykit_batch.batch.store import index_db as db
 from comfykit_batch.batch.store.merge import merge_output
-from comfykit_batch.batch.store.store import ResultStore
+from comfykit_batch.batch.store.store import COMPLETED, NEW, ResultStore
 from comfykit_batch.cli import main
 from tests.conftest import WORKFLOWS
 from tests.helpers.manifests import write_manifest
+from tests.helpers.outputs import state
 
 PER_PART = 12
 
@@ -130,7 +131,7 @@ def test_a_run_leaves_a_damaged_part_out_with_a_note_and_merge_rebuilds_it(tmp_p
     s = ResultStore(tmp_path, "m").open()  # an unsharded run (or a dry run) after the shards
     assert "0001-of-0003/index.sqlite: file is not a database" in s.fold_report.lost[0]
     assert "comfykit-batch merge" in s.fold_report.lost[0]
-    assert s.counts() == {"completed": 24} and not s.settled(ids[1][0])
+    assert s.counts() == {"completed": 24} and state(s, ids[1][0]) == NEW
     s.close()
     assert (part(tmp_path, 1) / "index.sqlite").read_bytes().startswith(b"garbage"), "a run repairs nothing"
     assert merge_output(tmp_path).counts == {"completed": 36}
@@ -230,7 +231,7 @@ def test_a_job_completed_in_two_parts_with_other_bytes_is_a_conflict_and_the_fil
     assert "files/w/x_img.png" in line and f"kept the record of {names[on_disk]}: it matches the file on disk" in line
     x = next(j for j in json.loads((tmp_path / "index.json").read_text())["jobs"] if j["id"] == "x")
     assert x["files"][0]["sha256"] == shas[on_disk] == hashlib.sha256((tmp_path / x["files"][0]["path"]).read_bytes()).hexdigest()
-    assert ResultStore(tmp_path, "m").open().is_complete("x", verify=True)
+    assert state(ResultStore(tmp_path, "m").open(), "x", verify=True) == COMPLETED
 
 
 def test_a_conflict_is_reported_by_every_merge_until_a_part_is_moved_away(tmp_path, capsys):
@@ -262,7 +263,7 @@ def test_a_part_running_a_job_again_after_a_merge_is_no_conflict(tmp_path):
     s.close()
     result = merge_output(tmp_path)
     assert result.clean and not result.conflicts
-    assert ResultStore(tmp_path, "m").open().is_complete("x", verify=True)
+    assert state(ResultStore(tmp_path, "m").open(), "x", verify=True) == COMPLETED
 
 
 def test_merge_help_documents_the_exit_codes(capsys):

@@ -104,12 +104,12 @@ def test_the_plan_says_what_was_folded_and_only_then(tmp_path):
     path = _manifest(tmp_path, [{"grid": {"v": {"from": "p.txt"}}}, {"grid": {"v": ["c", "d"]}}], {"p.txt": "a\nb\na\nc\n"})
     m = load_manifest(path)
     plan = build_plan(m, Sweep(m.blocks, FP, fold=True))
-    lines = plan.lines()
+    lines = plan.lines
     assert plan.total == 4 and lines[0].startswith("t: 4 jobs; output") and "before exclude" not in lines[0]
     assert ("  folded duplicates (each distinct combination runs once): sweep[0].grid.v: 1 repeated value; "
             "1 job with the parameters of an earlier job") in lines
     clean = load_manifest(_manifest(tmp_path, {"grid": {"v": [1, 2]}}))
-    assert not any("folded" in line for line in build_plan(clean, Sweep(clean.blocks, FP, fold=True)).lines())
+    assert not any("folded" in line for line in build_plan(clean, Sweep(clean.blocks, FP, fold=True)).lines)
 
 
 def test_the_runner_never_runs_two_jobs_with_one_id_at_once(tmp_path):

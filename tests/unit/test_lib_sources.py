@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from comfykit_batch.errors import WorkflowError
-from comfykit_batch.sources import is_path_source, is_remote, remote_workflow, resolve_workflow
+from comfykit_batch.sources import is_path_source, remote_workflow, resolve_workflow, runs_on_runninghub
 from comfykit_batch.workflow import Workflow
 
 NODES = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}, "_meta": {"title": "$width"}}}
@@ -54,18 +54,18 @@ def test_dicts_workflows_and_paths(tmp_path: Path):
     p.write_text(json.dumps(NODES))
     for source in (p, str(p)):
         got = resolve_workflow(source)
-        assert got.source == str(p) and not is_remote(got)
+        assert got.source == str(p) and not runs_on_runninghub(got)
 
 
 def test_runninghub_ids_apps_and_marked_files(tmp_path: Path):
     wf = resolve_workflow("1877265245566922753")
-    assert is_remote(wf) and wf.meta["_workflow_id"] == "1877265245566922753" and not wf.nodes
+    assert runs_on_runninghub(wf) and wf.meta["_workflow_id"] == "1877265245566922753" and not wf.nodes
     app = resolve_workflow("webapp:42")
-    assert is_remote(app) and app.meta == {"_source": "runninghub", "_webapp_id": "42"}
+    assert runs_on_runninghub(app) and app.meta == {"_source": "runninghub", "_webapp_id": "42"}
     p = tmp_path / "rh.json"
     p.write_text(json.dumps({"_source": "RunningHub", "_workflow_id": "7", **NODES}))
     marked = resolve_workflow(p)
-    assert is_remote(marked) and set(marked.parameters) == {"width"}
+    assert runs_on_runninghub(marked) and set(marked.parameters) == {"width"}
     assert remote_workflow("7").meta == {"_source": "runninghub", "_workflow_id": "7"}
 
 

@@ -194,9 +194,9 @@ def test_random_changes_give_the_states_of_the_id_path(tmp_path):
 
 
 def test_jobs_found_by_reading_ahead_give_the_states_of_the_id_path(tmp_path, monkeypatch):
-    from comfykit_batch.batch.store import store as store_module
+    from comfykit_batch.batch.store import resume
 
-    monkeypatch.setattr(store_module, "READ_AHEAD_ROWS", 0)  # as for a million rows not placed in this sweep
+    monkeypatch.setattr(resume, "READ_AHEAD_ROWS", 0)  # as for a million rows not placed in this sweep
     old = Sweep(GRID, FP)
     finished(tmp_path, old, every=2)
     for blocks in CHANGES[:4]:
@@ -393,14 +393,16 @@ def test_a_walk_holds_no_read_transaction_so_the_wal_can_be_emptied(tmp_path):
     for i in range(3000, 3100):
         store.record({"id": f"job{i}", "status": "completed", "files": []})
     store.flush()
-    busy = store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    other = sqlite3.connect(tmp_path / "index.sqlite")  # a checkpoint of the whole WAL succeeds beside the walk
+    busy = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    other.close()
     assert busy == 0 and (tmp_path / "index.sqlite-wal").stat().st_size == 0
     assert sum(1 for _ in walk) == 2999
     store.close()
 
 
 def test_a_journal_line_is_written_whole_even_a_little_at_a_time(tmp_path):
-    from comfykit_batch.batch.store.store import _append
+    from comfykit_batch.batch.store.journal import write_all
 
     class Slow:
         def __init__(self):
@@ -411,5 +413,5 @@ def test_a_journal_line_is_written_whole_even_a_little_at_a_time(tmp_path):
             return min(3, len(view))
 
     fh = Slow()
-    _append(fh, b'{"id": "x"}\n')
+    write_all(fh, b'{"id": "x"}\n')
     assert fh.data == b'{"id": "x"}\n'

@@ -67,7 +67,7 @@ def test_backend_down_past_its_limit_is_dropped_and_the_rest_go_on(tmp_path):
     good = _backend("good", lambda p, n: "ok")
     summary, _ = _run(tmp_path, [bad, good], n=12, retries=5)
     assert bad.dropped and not good.dropped
-    assert summary.done == 12 and summary.backends["bad"]["dropped"] is True
+    assert summary.done == 12 and summary.backends["bad"].dropped is True
 
 
 def test_every_backend_dropped_stops_the_batch_with_its_index_written(tmp_path):

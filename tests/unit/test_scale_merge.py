@@ -4,8 +4,9 @@ import json
 
 from comfykit_batch.batch.spec.shard import Shard
 from comfykit_batch.batch.store.merge import merge_output
-from comfykit_batch.batch.store.store import ResultStore
+from comfykit_batch.batch.store.store import COMPLETED, NEW, TRANSIENT, ResultStore
 from comfykit_batch.cli import main
+from tests.helpers.outputs import state
 
 
 def rec(i, status="completed", transient=None):
@@ -31,15 +32,13 @@ def test_a_shard_skips_jobs_completed_in_any_part_so_the_count_may_change(tmp_pa
     a.record(rec(2, "failed", True))
     a.close()
     b = ResultStore(tmp_path, "m", part=Shard(1, 3)).open()  # a later run with another N
-    assert b.settled("job1") and b.is_complete("job1") and b.contains("job1")
-    assert b.settled("job2") and not b.settled("job2", retry_failed=True)
-    assert not b.settled("job3")
+    assert [state(b, f"job{i}") for i in (1, 2, 3)] == [COMPLETED, TRANSIENT, NEW]
     assert b.get("job1")["status"] == "completed"
     assert len(b) == 0, "the other part's records are read, not copied"
     b.record(rec(2))
     b.close()
     c = ResultStore(tmp_path, "m", part=Shard(0, 2)).open()
-    assert c.status("job2") == "completed", "a completed record in another part wins over a failed one here"
+    assert state(c, "job2") == COMPLETED, "a completed record in another part wins over a failed one here"
 
 
 def test_merge_has_every_job_once_completed_winning_and_exit_codes(tmp_path, capsys):
@@ -71,7 +70,7 @@ def test_an_unsharded_run_sees_what_the_shards_did(tmp_path):
     a.record(rec(1))
     a.close()
     s = ResultStore(tmp_path, "m").open()
-    assert s.settled("job1") and s.counts() == {"completed": 1}
+    assert state(s, "job1") == COMPLETED and s.counts() == {"completed": 1}
     s.record(rec(2))
     s.close()
     assert [j["id"] for j in json.loads((tmp_path / "index.json").read_text())["jobs"]] == ["job1", "job2"]

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from comfykit_batch.batch.store.store import ResultStore
+from comfykit_batch.batch.store.store import COMPLETED, FAILED, MISSING, NEW, TRANSIENT, ResultStore
+from tests.helpers.outputs import state
 
 
 def rec(i, status="completed", files=()):
@@ -17,7 +18,7 @@ def test_journal_survives_without_index_and_ignores_a_cut_line(tmp_path):
     with open(tmp_path / "journal.jsonl", "a") as fh:
         fh.write('{"id": "job3", "sta')
     again = ResultStore(tmp_path, "m").open()
-    assert again.status("job1") == "completed" and again.status("job2") == "failed" and again.status("job3") is None
+    assert again.get("job1")["status"] == "completed" and again.get("job2")["status"] == "failed" and again.get("job3") is None
     assert (tmp_path / "manifest.yaml").read_text() == "name: m\n"
 
 
@@ -39,13 +40,13 @@ def test_complete_means_files_still_there(tmp_path):
     import hashlib
 
     s.record(rec(1, files=[{"path": s.relative(f), "size": 5, "sha256": hashlib.sha256(b"12345").hexdigest()}]))
-    assert s.is_complete("job1") and s.is_complete("job1", verify=True)
+    assert state(s, "job1") == COMPLETED and state(s, "job1", verify=True) == COMPLETED
     f.write_bytes(b"54321")
-    assert s.is_complete("job1") and not s.is_complete("job1", verify=True)
+    assert state(s, "job1") == COMPLETED and state(s, "job1", verify=True) == MISSING
     f.write_bytes(b"1")
-    assert not s.is_complete("job1")
+    assert state(s, "job1") == MISSING
     f.unlink()
-    assert not s.is_complete("job1")
+    assert state(s, "job1") == MISSING
 
 
 @pytest.mark.parametrize("var, name", [("../../etc", "passwd"), ("a/b", "../../x.png"), ("..", "..")])
@@ -56,10 +57,11 @@ def test_paths_stay_inside_the_folder(tmp_path, var, name):
     assert p.suffix in (".png", ".bin")
 
 
-def test_settled_respects_retry_failed(tmp_path):
+def test_a_failed_job_is_failed_or_transient_by_its_error_and_an_unknown_one_new(tmp_path):
     s = ResultStore(tmp_path, "m").open()
     s.record(rec(1, "failed"))
-    assert s.settled("job1") and not s.settled("job1", retry_failed=True) and not s.settled("nope")
+    s.record(failed(2, True))
+    assert [state(s, i) for i in ("job1", "job2", "nope")] == [FAILED, TRANSIENT, NEW]
 
 
 def test_index_layout_round_trips_and_hand_written_indexes_still_load(tmp_path):
@@ -76,7 +78,7 @@ def test_index_layout_round_trips_and_hand_written_indexes_still_load(tmp_path):
     # pretty-printed by someone else: still read
     (tmp_path / "index.json").write_text(json.dumps(data, indent=2))
     third = ResultStore(tmp_path, "m").open()
-    assert third.ids() == {"job0", "job1", "job2"} and third.status("job1") == "completed"
+    assert third.ids() == {"job0", "job1", "job2"} and third.get("job1")["status"] == "completed"
 
 
 def failed(i, transient):
@@ -89,7 +91,7 @@ def test_records_live_in_sqlite_and_a_kill_between_commits_loses_nothing(tmp_pat
         s.record(rec(i))  # fewer than a commit batch: only the journal has them
     assert (tmp_path / "index.sqlite").exists()
     again = ResultStore(tmp_path, "m").open()  # the first one never closed: as after a kill
-    assert len(again) == 5 and all(again.status(f"job{i}") == "completed" for i in range(5))
+    assert len(again) == 5 and all(again.get(f"job{i}")["status"] == "completed" for i in range(5))
     assert (tmp_path / "journal.jsonl").read_text() == "", "the journal was committed and emptied"
     import sqlite3
 
@@ -97,18 +99,15 @@ def test_records_live_in_sqlite_and_a_kill_between_commits_loses_nothing(tmp_pat
     assert n == 5
 
 
-def test_counts_failed_ids_and_contains(tmp_path):
+def test_counts_ids_and_the_states_of_failed_jobs(tmp_path):
     s = ResultStore(tmp_path, "m").open()
     s.record(rec(1))
     s.record(failed(2, True))
     s.record(failed(3, False))
     s.record({"id": "job4", "status": "failed", "files": [], "error": {"kind": "config", "message": "m"}})
     assert s.counts() == {"completed": 1, "failed": 3}
-    assert list(s.failed_ids()) == ["job2", "job3", "job4"]
-    assert list(s.failed_ids(transient=True)) == ["job2"]
-    assert list(s.failed_ids(transient=False)) == ["job3", "job4"]
-    assert s.contains("job1") and s.contains("job4") and not s.contains("job5")
-    assert sorted(s.iter_ids()) == ["job1", "job2", "job3", "job4"]
+    assert [state(s, f"job{i}") for i in range(1, 6)] == [COMPLETED, TRANSIENT, FAILED, FAILED, NEW]
+    assert s.ids() == {"job1", "job2", "job3", "job4"} and s.get("job4")["error"]["kind"] == "config"
 
 
 def test_a_re_recorded_job_keeps_its_place_and_takes_its_new_outcome(tmp_path):
@@ -127,7 +126,7 @@ def test_an_old_folder_with_index_json_and_journal_is_imported(tmp_path):
     (tmp_path / "index.json").write_text('{"manifest": "m", "updated": "x", "jobs": [\n' + ",\n".join(lines) + "\n]}\n")
     (tmp_path / "journal.jsonl").write_text(json.dumps(failed(3, True)) + "\n" + json.dumps(rec(0, "failed")) + "\n")
     s = ResultStore(tmp_path, "m").open()
-    assert len(s) == 4 and s.status("job0") == "failed" and s.status("job3") == "failed" and s.status("job2") == "completed"
+    assert len(s) == 4 and [s.get(f"job{i}")["status"] for i in (0, 3, 2)] == ["failed", "failed", "completed"]
     s.close()
     again = ResultStore(tmp_path, "m").open()  # imported once: the export is not read back over newer rows
     assert again.counts() == {"completed": 2, "failed": 2}
@@ -173,9 +172,7 @@ def test_walk_gives_each_jobs_state_in_any_order_and_sees_pending_records(tmp_pa
         return "new"
 
     assert states == [(j.id, expect(int(j.id[3:]))) for j in order]
-    settled = [s.settled(j.id) for j in order]
-    assert settled == [st in ("completed", "failed", "transient") for _, st in states]
-    assert s.settled_many([j.id for j in order]) == settled
+    assert [state(s, j.id) for j in order] == [st for _, st in states], "one job at a time: the same states"
 
 
 def test_records_streams_every_record(tmp_path):

@@ -1,7 +1,7 @@
 """One backend as the runner sees it: an executor plus its load, pause and drop bookkeeping.
 
 A backend that fails ``PAUSE_AFTER`` jobs in a row for backend reasons is paused
-(``pause_first`` doubling up to ``pause_max``) and then probed with one job at a
+(``Timings.pause_first`` doubling up to ``Timings.pause_max``) and then probed with one job at a
 time; one that has stayed down for ``down_limit`` seconds is dropped for the
 rest of the run. Time comes from an injected clock, never compared with another.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from ...defaults import DEFAULTS
+from ...defaults import DEFAULTS, TIMINGS
 from ...executors.base import Executor
 from ..spec.sweep import Job
 
@@ -22,7 +21,17 @@ logger = logging.getLogger("comfykit_batch.runner")
 Clock = Callable[[], float]
 
 PAUSE_AFTER = 3
-PAUSE_FIRST, PAUSE_MAX = 5.0, 60.0
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    """What one backend did in a run: the summary's per-backend line."""
+
+    completed: int
+    failed: int
+    dropped: bool
+    drop_reason: str  # why it was dropped ("" when it was not)
+    idle_fraction: float  # of the run's wall time, with no job in flight
 
 
 @dataclass
@@ -34,8 +43,8 @@ class Backend:
     concurrency: int
     workflows: set[str] | None = None  # None: every workflow
     down_limit: float = DEFAULTS.backend_down_limit
-    pause_first: float = PAUSE_FIRST
-    pause_max: float = PAUSE_MAX
+    pause_first: float = TIMINGS.pause_first
+    pause_max: float = TIMINGS.pause_max
     in_flight: int = 0
     dispatched: int = 0
     completed: int = 0
@@ -86,7 +95,7 @@ class Backend:
             self.drop(f"down for {now - self.down_since:.0f}s (limit {self.down_limit:.0f}s)")
             return
         self.paused_until = now + self.pause_len
-        logger.warning("backend %s paused for %.0fs after %d failures in a row", self.name, self.pause_len, self.consecutive_faults)
+        logger.warning("backend %s paused for %.3gs after %d failures in a row", self.name, self.pause_len, self.consecutive_faults)
         self.pause_len = min(self.pause_len * 2, self.pause_max)
 
     def drop(self, why: str) -> None:
@@ -105,6 +114,7 @@ class Backend:
             self.idle_total += now - self.idle_since
             self.idle_since = None
 
-    def stats(self, wall: float) -> dict[str, Any]:
-        return {"completed": self.completed, "failed": self.failed, "dropped": self.dropped, "drop_reason": self.drop_reason,
-                "idle_fraction": round(self.idle_total / wall, 4) if wall > 0 else 0.0}
+    def stats(self, wall: float) -> BackendStats:
+        """Its figures for a run of ``wall`` seconds."""
+        idle = round(self.idle_total / wall, 4) if wall > 0 else 0.0
+        return BackendStats(self.completed, self.failed, self.dropped, self.drop_reason, idle)

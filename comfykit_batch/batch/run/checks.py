@@ -18,6 +18,7 @@ from ...errors import BackendError, ManifestError, ParameterError
 from ...executors.base import Executor
 from ...workflow import Workflow
 from ..spec.manifest import Manifest
+from ..spec.manifest_text import key_path
 from ..spec.sweep import Sweep, job_id
 from ..store.store import ResultStore
 
@@ -36,37 +37,17 @@ def check_sweep_names(manifest: Manifest, sweep: Sweep, workflows: dict[str, Wor
             raise ManifestError(f"{manifest.path}: sweep (workflow {wf_name!r}): {exc}") from None
 
 
-def _block_values(block: Mapping[str, Any], where: str) -> Iterator[tuple[str, Any, str]]:
-    """(parameter, value, key path) for every value a block can give a parameter."""
-    for name, value in (block.get("params") or {}).items():
-        yield name, value, f"{where}.params.{name}"
-    for section in ("grid", "zip"):
-        for name, values in (block.get(section) or {}).items():
-            for v in values:
-                yield name, v, f"{where}.{section}.{name}"
-    for i, case in enumerate(block.get("cases") or []):
-        for name, v in case.items():
-            yield name, v, f"{where}.cases[{i}].{name}"
-    for name, spec in ((block.get("random") or {}).get("params") or {}).items():
-        for v in spec.get("choice") or spec.get("range") or []:
-            yield name, v, f"{where}.random.params.{name}"
-    seeds = block.get("seeds")
-    if seeds:
-        values = seeds.get("values") or [seeds.get("base", 0), seeds.get("base", 0) + seeds["count"] - 1]
-        for v in values:
-            yield seeds["param"], v, f"{where}.seeds"
-
-
 def swept_values(manifest: Manifest, workflow_names: list[str]) -> SweptValues:
     """Each distinct value once per (workflow, parameter): a million-job grid has only a few hundred."""
     out: SweptValues = {}
     for i, block in enumerate(manifest.blocks):
-        target = block.get("workflow")
-        targets = workflow_names if target is None else ([target] if isinstance(target, str) else list(target))
-        for name, value, where in _block_values(block, manifest.block_path(i)):
+        targets = workflow_names if block.workflows is None else list(block.workflows)
+        for name, value, path in block.swept():
             key = json.dumps(value, sort_keys=True, default=str)
             for wf in targets:
-                out.setdefault((wf, name), {}).setdefault(key, (value, where))
+                distinct = out.setdefault((wf, name), {})
+                if key not in distinct:
+                    distinct[key] = (value, f"{manifest.block_path(i)}.{key_path(path)}")
     return out
 
 

@@ -16,11 +16,13 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..spec.manifest import Manifest
 from ..spec.sweep import CountProgress, Job, Sweep, axis_labels, block_axes, block_count
 from ..store.store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
+from .selection import Selection
 
 #: past this many jobs the plan warns, with the estimated size of the run
 LARGE_SWEEP = 100_000
@@ -90,40 +92,47 @@ class Rerun:
 
 @dataclass
 class Plan:
-    """A dry run's description; ``lines()`` is what the command line prints."""
+    """What a run would do, without submitting anything; ``lines`` is what the command line prints.
+
+    ``session.plan`` (the dry run) and ``build_plan`` both give this: one description of a run.
+    """
 
     name: str
-    output: str
+    output: str | Path  # where the results go: a folder, or the URL of a remote one
     total: int
     upper_bound: int
     per_workflow: dict[str, int]
     per_backend: dict[str, dict[str, int]]  # backend -> workflow -> estimated jobs
     concurrency: dict[str, int]
     blocks: list[BlockPlan]
-    first: list[Job]
+    first_jobs: list[Job]
     rerun: Rerun | None = None
-    selection: str = ""
+    selection: Selection = field(default_factory=Selection)
     warnings: list[str] = field(default_factory=list)
     folded: int = 0  # jobs the sweep folded into an earlier job with their id (not in ``total``)
     folded_values: list[tuple[str, int]] = field(default_factory=list)  # repeated values left out at load, by key path
 
+    @property
+    def backends(self) -> list[str]:
+        """The manifest's backends, in its order."""
+        return list(self.concurrency)
+
+    @property
     def lines(self) -> list[str]:
         s = "s" if self.total != 1 else ""
         head = f"{self.name}: {self.total:,} job{s}"
-        if self.upper_bound != self.total + self.folded and not self.selection:
+        label = self.selection.label()
+        if self.upper_bound != self.total + self.folded and self.selection.whole:
             head += f" ({self.upper_bound:,} before exclude)"
-        out = [head + (f" {self.selection}" if self.selection else "") + f"; output {self.output}"]
+        out = [head + (f" {label}" if label else "") + f"; output {self.output}"]
         out += [f"  workflow {wf}: {n:,} job{'s' if n != 1 else ''}" for wf, n in self.per_workflow.items()]
         out += self._backend_lines()
         out += ["  " + b.line() for b in self.blocks]
         folded = fold_note(self.folded_values, self.folded)
         out += [f"  {folded}"] if folded else []
-        if self.first:
-            out.append(f"  first {len(self.first)} job{'s' if len(self.first) != 1 else ''}:")
-            out += [f"    {j.id}  {j.workflow}  {json.dumps(dict(j.params), ensure_ascii=False, default=str)}"
-                    + (f"  repeat {j.repeat}" if j.repeat else "") for j in self.first]
+        out += _first_lines(self.first_jobs)
         if self.rerun is not None:
-            out += self._rerun_lines(self.rerun)
+            out += _rerun_lines(self.rerun, self.selection.retry_failed)
         return out + [f"warning: {w}" for w in self.warnings]
 
     def _backend_lines(self) -> list[str]:
@@ -134,19 +143,30 @@ class Plan:
             out.append(f"  backend {name} (concurrency {self.concurrency[name]}): ~{n:,} job{'s' if n != 1 else ''} ({detail})")
         return out
 
-    @staticmethod
-    def _rerun_lines(r: Rerun) -> list[str]:
-        parts = [f"{r.completed:,} completed (skipped)", f"{r.new + r.missing_files + r.transient:,} to run"]
-        if r.failed:
-            final = r.failed - r.transient
-            parts.insert(1, f"{r.failed:,} failed earlier ({r.transient:,} transient, run again; "
-                            f"{final:,} skipped unless --retry-failed)")
-        if r.missing_files:
-            parts.append(f"{r.missing_files:,} of them because a recorded file is gone")
-        out = ["  re-run into the existing output: " + ", ".join(parts)]
-        if r.not_in_sweep:
-            out.append(f"  {r.not_in_sweep:,} recorded job(s) are no longer in this sweep (their records are kept)")
-        return out
+
+def _first_lines(first: Sequence[Job]) -> list[str]:
+    if not first:
+        return []
+    out = [f"  first {len(first)} job{'s' if len(first) != 1 else ''}:"]
+    return out + [f"    {j.id}  {j.workflow}  {json.dumps(dict(j.params), ensure_ascii=False, default=str)}"
+                  + (f"  repeat {j.repeat}" if j.repeat else "") for j in first]
+
+
+def _rerun_lines(r: Rerun, retry_failed: bool) -> list[str]:
+    """What a re-run skips and runs; with ``--retry-failed`` every earlier failure runs again."""
+    again = r.failed if retry_failed else r.transient
+    parts = [f"{r.completed:,} completed (skipped)", f"{r.new + r.missing_files + again:,} to run"]
+    if r.failed and retry_failed:
+        parts.insert(1, f"{r.failed:,} failed earlier (run again: --retry-failed)")
+    elif r.failed:
+        parts.insert(1, f"{r.failed:,} failed earlier ({r.transient:,} transient, run again; "
+                        f"{r.failed - r.transient:,} skipped unless --retry-failed)")
+    if r.missing_files:
+        parts.append(f"{r.missing_files:,} of them because a recorded file is gone")
+    out = ["  re-run into the existing output: " + ", ".join(parts)]
+    if r.not_in_sweep:
+        out.append(f"  {r.not_in_sweep:,} recorded job(s) are no longer in this sweep (their records are kept)")
+    return out
 
 
 # -- pieces -----------------------------------------------------------------------------------------
@@ -202,19 +222,6 @@ def spread(counts: Mapping[str, int], allowed: Mapping[str, Sequence[str]], conc
             load[b] += k
             out[b][wf] = k
     return out
-
-
-def _selected(sweep: Sweep, limit: int | None, only: Iterable[str] | None) -> tuple[Iterable[Job], str]:
-    jobs: Iterable[Job] = sweep
-    label = ""
-    if only is not None:
-        wanted = set(only)
-        jobs = (j for j in jobs if j.id in wanted)
-        label = f"(--only {len(wanted)} id{'s' if len(wanted) != 1 else ''})"
-    if limit is not None:
-        jobs = itertools.islice(jobs, limit)
-        label = (label + " " if label else "") + f"(--limit {limit:,})"
-    return jobs, label
 
 
 def _count_selected(jobs: Iterable[Job], on_progress: CountProgress | None) -> tuple[dict[str, int], list[Job]]:
@@ -302,49 +309,52 @@ def build_plan(
     manifest: Manifest,
     sweep: Sweep,
     *,
-    total: int | None = None,
-    first: Sequence[Job] | None = None,
+    selection: Selection | None = None,
     store: StoreView | None = None,
     jobs: int | None = None,
-    limit: int | None = None,
-    only: Iterable[str] | None = None,
     show: int = 5,
     on_progress: CountProgress | None = None,
 ) -> Plan:
     """Describe a run of ``manifest`` over ``sweep``: counts, spread, axes, first jobs, re-run, warnings.
 
-    ``jobs`` overrides every backend's concurrency (``--jobs``); ``limit``/``only`` select jobs as the
-    run would; ``store`` is the output folder's open store, if one exists (see ``open_existing_store``).
-    ``on_progress(done, total)`` is called while a count has to walk jobs (``total`` 0 when unknown).
+    ``selection`` picks jobs as the run would (``--only``, ``--shard``, ``--limit``, ``--retry-failed``);
+    ``jobs`` overrides every backend's concurrency (``--jobs``); ``store`` is the output folder's open
+    store, if one exists (see ``open_existing_store``). ``on_progress(done, total)`` is called while a
+    count has to walk jobs (``total`` 0 when unknown).
     """
+    selection = selection or Selection()
     blocks = _block_plans(sweep, on_progress)
-    if limit is None and only is None:
-        per_workflow = dict.fromkeys(sweep.fingerprints, 0)
-        for b in blocks:  # counted once: a walked count is not walked twice
-            for wf in b.workflows:
-                per_workflow[wf] = per_workflow.get(wf, 0) + b.kept * b.repeat
-        for wf, n in sweep.folds.by_workflow.items():
-            per_workflow[wf] -= n
-        shown = list(first) if first is not None else list(itertools.islice(sweep, show))
-        label = ""
+    if selection.whole:
+        per_workflow = _whole_counts(sweep, blocks)
+        first = list(itertools.islice(sweep, show))
     else:
-        selected, label = _selected(sweep, limit, only)
-        per_workflow, kept = _count_selected(selected, on_progress)
-        shown = list(first) if first is not None else kept[:show]
-    total = sum(per_workflow.values()) if total is None else total
+        per_workflow, kept = _count_selected(selection.jobs(sweep), on_progress)
+        first = kept[:show]
+    total = sum(per_workflow.values())
     concurrency = {b.name: jobs or b.concurrency for b in manifest.backends}
     allowed = {w.name: w.backends or list(concurrency) for w in manifest.workflows}
     per_workflow = {wf: n for wf, n in per_workflow.items() if wf in allowed}
     rerun = None
     if store is not None and len(store):
-        rerun = rerun_counts(_selected(sweep, limit, only)[0], store, on_progress, whole_sweep=limit is None and only is None)
+        rerun = rerun_counts(selection.jobs(sweep), store, on_progress, whole_sweep=selection.whole)
     warning = size_warning(total, rerun)
     return Plan(
-        name=manifest.name, output=str(manifest.destination), total=total, upper_bound=sweep.upper_bound(),
+        name=manifest.name, output=manifest.destination, total=total, upper_bound=sweep.upper_bound(),
         per_workflow=per_workflow, per_backend=spread(per_workflow, allowed, concurrency), concurrency=concurrency,
-        blocks=blocks, first=shown if first is not None else shown[:show], rerun=rerun, selection=label,
+        blocks=blocks, first_jobs=first, rerun=rerun, selection=selection,
         warnings=[warning] if warning else [], folded=sweep.folds.count, folded_values=list(manifest.folded),
     )
+
+
+def _whole_counts(sweep: Sweep, blocks: Sequence[BlockPlan]) -> dict[str, int]:
+    """Jobs per workflow of the whole sweep, from the blocks' counts (a walked count is not walked twice)."""
+    per_workflow = dict.fromkeys(sweep.fingerprints, 0)
+    for b in blocks:
+        for wf in b.workflows:
+            per_workflow[wf] = per_workflow.get(wf, 0) + b.kept * b.repeat
+    for wf, n in sweep.folds.by_workflow.items():
+        per_workflow[wf] -= n
+    return per_workflow
 
 
 def open_existing_store(manifest: Manifest) -> ResultStore | None:

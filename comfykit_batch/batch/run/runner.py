@@ -24,20 +24,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ...defaults import TIMINGS, Timings
 from ...errors import BackendError, ComfyKitError, StorageError
-from ...result import ExecuteResult, Failure, failure_of
+from ...files import Saved
+from ...result import FAILURE_KINDS, ExecuteResult, Failure, OutputFile, failure_of
 from ...workflow import Workflow
 from ..spec.sweep import Job
-from ..store.records import job_record
+from ..store.records import JobRecord, job_record
 from ..store.store import ResultStore
-from .backend import Backend, Clock
+from .backend import Backend, BackendStats, Clock
 
 logger = logging.getLogger("comfykit_batch.runner")
 
-#: failure kinds that say something about the backend rather than the job
-BACKEND_FAULTS = frozenset({"connection", "server", "unreachable"})
 RETRY_BASE, RETRY_MAX = 0.5, 30.0
 DOWNLOAD_ATTEMPTS = 3
 
@@ -94,7 +95,7 @@ class Summary:
     interrupted: bool
     wall: float
     failures: dict[str, int]
-    backends: dict[str, dict[str, Any]]
+    backends: dict[str, BackendStats]
     index: str = ""
     failed_earlier: int = 0
     not_run: int = 0  # left when every backend was dropped
@@ -116,7 +117,7 @@ class _Outcome:
     backend: Backend
     attempt: int
     result: ExecuteResult
-    record: dict[str, Any]
+    record: JobRecord
     token: int = -1
 
 
@@ -166,6 +167,7 @@ class BatchRunner:
         progress_every: float = 0.5,
         clock: Clock = time.monotonic,
         backoff: Callable[[int], float] = retry_delay,
+        timings: Timings = TIMINGS,
     ) -> None:
         if not backends:
             raise ValueError("no backend to run on")
@@ -179,6 +181,7 @@ class BatchRunner:
         self.progress_every = progress_every
         self.clock = clock
         self.backoff = backoff
+        self.timings = timings
         self.cancel = threading.Event()
         self.progress = Progress(total=0, clock=clock)
         self.storage_error: StorageError | None = None  # set when the output folder could not be written: the run stops
@@ -360,7 +363,7 @@ class BatchRunner:
         """Record an outcome; returns a retry delay when the job should run again."""
         res, b = out.result, out.backend
         f = res.failure
-        self._end(out, bool(f and f.kind in BACKEND_FAULTS))
+        self._end(out, f is not None and FAILURE_KINDS[f.kind].pauses_backend)
         if f is not None and f.kind == "auth":  # the backend refused our credentials: no job will do better there
             b.drop(f"its credentials were refused ({f.message})")
             if any(other.may_run(out.job) for other in self.backends) and not self.cancel.is_set():
@@ -387,12 +390,12 @@ class BatchRunner:
         self._record(out.record)
         return None
 
-    def _record(self, record: dict[str, Any]) -> None:
+    def _record(self, record: JobRecord) -> None:
         try:
             self.store.record(record)
         except (OSError, StorageError) as exc:
             error = exc if isinstance(exc, StorageError) else StorageError(
-                f"{self.store.root}: could not record job {record['id']}: {exc.strerror or exc}; free some space and run again")
+                f"{self.store.root}: could not record job {record.id}: {exc.strerror or exc}; free some space and run again")
             self._stop_for_storage(error)
 
     def _stop_for_storage(self, error: StorageError) -> None:
@@ -429,8 +432,7 @@ class BatchRunner:
             where = f"{backend.name}: {exc}" if isinstance(exc, BackendError) else None
             result = ExecuteResult.failed(failure_of(exc, where), **kept)
         except OSError as exc:  # the output disk (full, read-only): the job did not land, and neither will the next
-            result = ExecuteResult.failed(Failure("storage", f"could not write an output file: {exc.strerror or exc}",
-                                                  transient=True))
+            result = ExecuteResult.failed(Failure("storage", f"could not write an output file: {exc.strerror or exc}"))
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the batch
             logger.exception("job %s crashed", job.id)
             result = ExecuteResult.failed(Failure("client", f"{type(exc).__name__}: {exc}"))
@@ -447,13 +449,20 @@ class BatchRunner:
             n = counts.get(f.var, 0)
             counts[f.var] = n + 1
             dest = self.store.path_for(job.workflow, job.id, f.var, n, f.filename)
-            for attempt in range(DOWNLOAD_ATTEMPTS):
-                try:
-                    saved = backend.executor.download(f, dest)
-                    break
-                except BackendError as exc:
-                    if not exc.transient or attempt + 1 == DOWNLOAD_ATTEMPTS or self.cancel.wait(0.2 * 2**attempt):
-                        raise
+            saved = self._download_one(backend, f, dest)
             files.append({"var": f.var, "kind": f.kind, "path": self.store.commit_file(saved.path), "size": saved.size,
                           "sha256": saved.sha256, "source_name": f.filename, "node": f.node_id, "type": f.type})
         return files
+
+    def _download_one(self, backend: Backend, f: OutputFile, dest: Path) -> Saved:
+        """One output, tried again after ``download_backoff * 2**attempt`` while its failure is transient."""
+        attempt = 0
+        while True:
+            try:
+                return backend.executor.download(f, dest)
+            except BackendError as exc:
+                attempt += 1
+                if not exc.transient or attempt == DOWNLOAD_ATTEMPTS:
+                    raise
+                if self.cancel.wait(self.timings.download_backoff * 2 ** (attempt - 1)):
+                    raise

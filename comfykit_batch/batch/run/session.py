@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...defaults import TIMINGS, Timings
 from ...errors import BackendError, ComfyKitError, ManifestError, MissingNodesError, ParameterError, StorageError, UsageError
 from ...executors.base import Executor
 from ...sources import resolve_workflow
@@ -31,9 +32,9 @@ from ..store.store import COMPLETED, FAILED, NEW, ResultStore
 from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
-from .plan import Plan as PlanReport
-from .plan import build_plan, fold_note, open_existing_store
+from .plan import Plan, build_plan, fold_note, open_existing_store
 from .runner import BatchRunner, Progress, Summary
+from .selection import Selection
 
 logger = logging.getLogger("comfykit_batch.session")
 
@@ -55,6 +56,13 @@ class RunOptions:
     verify: bool = False
     save_previews: bool | None = None
     shard: Shard | None = None  # run only this shard's jobs, in its own part of the output folder
+    timings: Timings = TIMINGS  # the waits of the runner and its executors (a test passes short ones)
+
+    @property
+    def selection(self) -> Selection:
+        """The jobs this run takes (``only``, ``shard``, ``limit``, ``retry_failed``): the dry run reads the same."""
+        only = frozenset(self.only) if self.only else None
+        return Selection(only=only, shard=self.shard, limit=self.limit, retry_failed=self.retry_failed)
 
     def check(self) -> None:
         if self.jobs is not None and self.jobs < 1:
@@ -104,45 +112,7 @@ def load_workflows(manifest: Manifest) -> dict[str, Workflow]:
     return out
 
 
-# -- choosing the jobs of this run ---------------------------------------------------------------
-def _selected(prepared: Prepared, options: RunOptions) -> tuple[Iterable[Job], int | None]:
-    """The sweep's jobs this run is about (``--only``, ``--shard``, ``--limit``); their number when known without counting.
-
-    A run of the whole sweep gets the ``Sweep`` itself: the store then walks it by position, skipping
-    the jobs it knows completed without making them (``ResultStore.walk``).
-    """
-    sweep = prepared.sweep
-    known: int | None = None
-    jobs: Iterable[Job] = sweep
-    if options.only:
-        wanted = set(options.only)
-        found = [j for j in sweep if j.id in wanted]
-        unknown = wanted - {j.id for j in found}
-        if unknown:
-            raise UsageError(f"--only: {len(unknown)} id(s) not in this sweep: {', '.join(sorted(unknown)[:5])}"
-                             " (see --dry-run for the ids)")
-        jobs = found
-        known = len(found)
-    if options.shard is not None:
-        shard = options.shard
-        jobs = (j for j in jobs if shard.contains(j.id))
-    if options.limit is not None:
-        jobs = itertools.islice(jobs, options.limit)
-    return jobs, known
-
-
-def _wanted(prepared: Prepared, options: RunOptions,
-            on_count: Callable[[int, int], None] | None = None) -> tuple[Iterable[Job], int]:
-    """``_selected`` and how many jobs that is (for a shard, an estimate: the summary counts exactly)."""
-    jobs, known = _selected(prepared, options)
-    total = prepared.sweep.count(on_count) if known is None else known
-    if options.shard is not None:
-        total = -(-total // options.shard.count)
-    if options.limit is not None:
-        total = min(total, options.limit)
-    return jobs, total
-
-
+# -- the jobs of this run ------------------------------------------------------------------------
 @dataclass
 class _Walk:
     """Counts kept while the sweep is walked (once), for the summary's notes."""
@@ -154,14 +124,19 @@ class _Walk:
 
 def _pending(jobs: Iterable[Job], store: ResultStore, options: RunOptions, progress: Progress,
              walk: _Walk) -> Iterator[Job]:
-    """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run."""
+    """The jobs that need running; completed ones (files intact) and non-transient failures are counted, not run.
+
+    A run of the whole sweep gives the ``Sweep`` itself: the store then walks it by position, skipping
+    the jobs it knows completed without making them (``ResultStore.walk``).
+    """
+    retry_failed = options.selection.retry_failed
     for job, state in store.walk(jobs, verify=options.verify):
         walk.jobs += 1
         if state != NEW:
             walk.seen_recorded += 1
         if state == COMPLETED:  # the job may be None: the store knew it completed by its position
             progress.skipped += 1
-        elif state == FAILED and not options.retry_failed:
+        elif state == FAILED and not retry_failed:
             progress.failed_earlier += 1
         else:  # NEW, MISSING files, a TRANSIENT failure, or --retry-failed
             assert job is not None, "walk gives every job it does not know completed"
@@ -191,8 +166,9 @@ def run_manifest(
     try:
         refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
         store.use_sweep(prepared.sweep.signature)  # what this run records is of this sweep: each seq a position in it
-        jobs, total = _wanted(prepared, options)
-        progress = Progress(total=total)
+        selection = options.selection
+        jobs = selection.jobs(prepared.sweep)
+        progress = Progress(total=selection.expected(prepared.sweep))
         walk = _Walk(recorded_before=len(store))
         pending = _pending(jobs, store, options, progress, walk)
         first = next(pending, None)
@@ -270,7 +246,7 @@ def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iter
         runner = BatchRunner(
             backends, prepared.workflows, store, timeout=m.timeout, retries=m.retries,
             save_previews=m.save_previews if options.save_previews is None else options.save_previews,
-            on_progress=on_progress,
+            on_progress=on_progress, timings=options.timings,
         )
         if cancel is not None:
             runner.cancel = cancel
@@ -284,7 +260,7 @@ def _nothing_to_do(progress: Progress, store: ResultStore) -> Summary:
 
 
 def _note_removed(summary: Summary, store: ResultStore, walk: _Walk, options: RunOptions) -> None:
-    if options.only or options.limit is not None or options.shard is not None or summary.interrupted:
+    if not options.selection.whole or summary.interrupted:
         return
     gone = walk.recorded_before - walk.seen_recorded
     if gone > 0:
@@ -306,10 +282,12 @@ def start_backends(manifest: Manifest, workflows: dict[str, Workflow], stack: Ex
     specs = [s for s in manifest.backends if allowed.get(s.name)]
     if not specs:
         raise ManifestError(f"{manifest.path}: no backend may run any workflow")
-    executors = {s.name: build_executor(s, stack, notice) for s in specs}
+    timings = options.timings
+    executors = {s.name: build_executor(s, stack, notice, timings) for s in specs}
     usable = check_backends(executors, notice)
     backends = [
-        Backend(s.name, executors[s.name], options.jobs or s.concurrency, allowed[s.name], down_limit=manifest.backend_down_limit)
+        Backend(s.name, executors[s.name], options.jobs or s.concurrency, allowed[s.name], down_limit=manifest.backend_down_limit,
+                pause_first=timings.pause_first, pause_max=timings.pause_max)
         for s in specs if s.name in usable
     ]
     if manifest.check_nodes:
@@ -328,70 +306,46 @@ def _prepare_on(manifest: Manifest, backend: str, executor: Executor, workflow: 
 
 
 # -- dry run --------------------------------------------------------------------------------------
-@dataclass
-class Plan:
-    """What a run would do, without submitting anything."""
-
-    name: str
-    total: int
-    backends: list[str]
-    output: Path
-    first_jobs: list[Job]
-    lines: list[str]
-
-
 def plan(manifest: Manifest | str | Path, options: RunOptions | None = None, *, output: str | Path | None = None,
          show: int = 10, on_notice: Notice | None = None, on_count: Callable[[int, int], None] | None = None) -> Plan:
-    """Check the manifest, its workflows and every swept value, and describe the run.
+    """Check the manifest, its workflows and every swept value, and describe the run of ``options.selection``.
 
     Values are checked against the types of every backend that answers (the managed local
     server is not started for a dry run); against the workflows' own types otherwise.
     ``on_count(done, total)`` reports a count that has to walk the sweep (exclude rules that
-    couple too many axes to count arithmetically; ``total`` is 0 when unknown).
+    couple too many axes to count arithmetically, or a selection; ``total`` is 0 when unknown).
+    With an earlier run's output folder, the plan also says what a re-run would skip.
     """
     options = options or RunOptions()
     notice = on_notice or _notice_nowhere
     prepared = prepare(manifest, options, output=output)
     m = prepared.manifest
     with ExitStack() as stack:
-        reachable = _reachable_executors(m, stack, notice)
+        reachable = _reachable_executors(m, stack, notice, options.timings)
         for name, ex in reachable.items():
             for wf_name, wf in prepared.workflows.items():
                 _prepare_on(m, name, ex, wf, wf_name)
         check_sweep_values(m, prepared.workflows, reachable)
-    if options.shard is None:  # the plan counts the sweep itself, once (a count may have to walk it)
-        jobs, total = _selected(prepared, options)[0], None
-    else:
-        jobs, total = _wanted(prepared, options, on_count)
-    first = list(itertools.islice(jobs, show))
-    described = _describe_plan(prepared, options, total, first, on_count)
-    return Plan(m.name, described.total, [b.name for b in m.backends], m.output, first, described.lines())
+    store = open_existing_store(m)
+    try:
+        return build_plan(m, prepared.sweep, selection=options.selection, store=store, jobs=options.jobs, show=show,
+                          on_progress=on_count)
+    finally:
+        if store is not None:
+            store.close()
 
 
-def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice) -> dict[str, Executor]:
+def _reachable_executors(m: Manifest, stack: ExitStack, notice: Notice, timings: Timings) -> dict[str, Executor]:
     """Executors of the backends that answer now (never the managed server, which a dry run does not start)."""
     out: dict[str, Executor] = {}
     for spec in m.backends:
         if spec.managed:
             continue
         try:
-            ex = build_executor(spec, stack, notice)
+            ex = build_executor(spec, stack, notice, timings)
             ex.check()
         except BackendError as exc:
             notice(f"backend {spec.name!r} does not answer ({exc}); values checked against the workflows' own types")
             continue
         out[spec.name] = ex
     return out
-
-
-def _describe_plan(prepared: Prepared, options: RunOptions, total: int | None, first: list[Job],
-                   on_count: Callable[[int, int], None] | None = None) -> PlanReport:
-    """The plan's figures; with an earlier run's output folder, also what a re-run would skip."""
-    m = prepared.manifest
-    store = open_existing_store(m)
-    try:
-        return build_plan(m, prepared.sweep, total=total, first=first, store=store, jobs=options.jobs,
-                          limit=options.limit, only=options.only, on_progress=on_count)
-    finally:
-        if store is not None:
-            store.close()

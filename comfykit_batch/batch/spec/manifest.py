@@ -7,7 +7,8 @@ substitution), the schema (the editor's schema minus its ``${...}``
 alternatives, so a value is checked as it will be used), then the parts:
 value files, backends, workflows, cross-references. Reading the text and
 wording every message (with secrets kept out) is ``manifest_text``; value lists
-read from files are ``value_files``.
+read from files are ``value_files``; each sweep block is typed once, here, as
+a ``blocks.Block`` of ``axes``, which is all the rest of the batch reads.
 
 Every error names the file, the key path and what was expected, in one line,
 before anything is submitted. Secrets come from environment variables and are
@@ -32,13 +33,13 @@ from ...defaults import DEFAULTS, env_comfyui_output_dir, env_comfyui_url, execu
 from ...errors import ConfigError, ManifestError
 from ...sources import is_path_source
 from ...uploads import redact_url
+from .blocks import WORKFLOW, Block, fold_repeats, named_mappings, problems, read_files, swept_names, workflows_of
+from .ids import distinct
 from .location import is_remote_folder, local_home
 from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values
-from .sweep import distinct
-from .value_files import resolve_files
 
 __all__ = [
-    "BackendSpec", "Manifest", "ManifestError", "WorkflowSpec", "check_report", "did_you_mean", "key_path",
+    "BackendSpec", "Block", "Manifest", "ManifestError", "WorkflowSpec", "check_report", "did_you_mean", "key_path",
     "load_manifest", "schema", "strict_schema", "swept_names",
 ]
 
@@ -87,7 +88,7 @@ class Manifest:
     output: Path
     backends: list[BackendSpec]
     workflows: list[WorkflowSpec]
-    blocks: list[dict[str, Any]]  # value files already read: plain lists only
+    blocks: list[Block]  # typed once; each a mapping of the block as written, value files read (plain lists only)
     timeout: float = DEFAULTS.job_timeout
     retries: int = DEFAULTS.retries
     check_nodes: bool = DEFAULTS.check_nodes
@@ -98,6 +99,9 @@ class Manifest:
     sweep_is_list: bool = True  # `sweep:` written as a list of blocks (key paths sweep[i]) or one block (sweep)
     output_url: str | None = None  # an fsspec URL (s3://...) when the results go to object storage; ``output`` mirrors it
     folded: list[tuple[str, int]] = field(default_factory=list)  # (key path, repeated values left out there)
+
+    def __post_init__(self) -> None:
+        self.blocks = [Block.of(block) for block in self.blocks]  # typed once, whoever made the manifest
 
     @property
     def destination(self) -> str | Path:
@@ -429,18 +433,13 @@ def _workflows(data: Mapping[str, Any], backends: list[BackendSpec], ctx: Contex
 
 
 def _check_block(block: Mapping[str, Any], where: Path_, wnames: list[str], ctx: Context) -> None:
-    targets = block.get("workflow")
-    for t in [targets] if isinstance(targets, str) else (targets or []):
+    """What the schema cannot say: every workflow the block names exists, and each axis's own (``problems``)."""
+    for t in workflows_of(block) or ():
         if t not in wnames:
-            raise ctx.error((*where, "workflow"),
+            raise ctx.error((*where, WORKFLOW),
                             f"no workflow named {t!r}{did_you_mean(t, wnames)}; workflows: {', '.join(sorted(wnames))}")
-    zipped = block.get("zip") or {}
-    if len({len(v) for v in zipped.values()}) > 1:
-        lengths = ", ".join(f"{k}={len(v)}" for k, v in zipped.items())
-        raise ctx.error((*where, "zip"), f"lists must have equal lengths ({lengths})")
-    for pname, spec in ((block.get("random") or {}).get("params") or {}).items():
-        if "range" in spec and spec["range"][0] > spec["range"][1]:
-            raise ctx.error((*where, "random", "params", pname, "range"), "expected [low, high] with low <= high")
+    for path, message in problems(block):
+        raise ctx.error((*where, *path), message)
 
 
 _NOT_TEXT = {bool: ("a boolean", " (unquoted on/off/yes/no/true/false are booleans)"),
@@ -456,75 +455,46 @@ def _names_are_text(mapping: Any, where: Path_, ctx: Context) -> None:
 
 
 def _check_names(block: Mapping[str, Any], where: Path_, ctx: Context) -> None:
-    """Every place of a block that names parameters: params, grid, zip, each case, random.params, each exclude rule."""
-    cases = block.get("cases") if isinstance(block.get("cases"), list) else []
-    named: list[tuple[Path_, Any]] = [((*where, k), block.get(k)) for k in ("params", "grid", "zip")]
-    named += [((*where, "cases", i), c) for i, c in enumerate(cases or [])]
-    named += [((*where, "exclude", i), r) for i, r in enumerate(block.get("exclude") or [])]
-    named.append(((*where, "random", "params"), (block.get("random") or {}).get("params")))
-    for path, mapping in named:
-        _names_are_text(mapping, path, ctx)
+    """Every place of a block that names parameters (``named_mappings``): each name must be text."""
+    for path, mapping in named_mappings(block):
+        _names_are_text(mapping, (*where, *path), ctx)
 
 
-def _fold_repeats(block: dict[str, Any], where: Path_) -> list[tuple[str, int]]:
-    """Leave out a value repeated within an axis (the first kept), in place: one distinct combination is one job,
-    and two jobs with one id would run at once. Returns (key path, values left out) where any were."""
+def _folded(block: Mapping[str, Any], where: Path_) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The block with each value repeated within an axis left out (the first kept), and (key path, values left
+    out) where any were: one distinct combination is one job, and two jobs with one id would run at once."""
     folded: list[tuple[str, int]] = []
 
-    def fold(items: list[Any], *path: Any) -> list[Any]:
+    def fold(items: list[Any], path: Path_) -> list[Any]:
         kept = distinct(items)
         if len(kept) == len(items):
             return items
         folded.append((key_path((*where, *path)), len(items) - len(kept)))
         return kept
 
-    if block.get("grid"):
-        block["grid"] = {k: fold(v, "grid", k) for k, v in block["grid"].items()}
-    if block.get("zip"):
-        rows = [list(r) for r in zip(*block["zip"].values(), strict=True)]
-        kept = fold(rows, "zip")
-        if kept is not rows:
-            block["zip"] = {k: [r[i] for r in kept] for i, k in enumerate(block["zip"])}
-    if block.get("cases"):
-        block["cases"] = fold(block["cases"], "cases")
-    if (block.get("seeds") or {}).get("values"):
-        block["seeds"] = {**block["seeds"], "values": fold(block["seeds"]["values"], "seeds", "values")}
-    return folded
+    return fold_repeats(block, fold), folded
 
 
-def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec],
-            ctx: Context) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
-    """The sweep as a list of blocks (value files read, repeated values folded), and where values were folded;
+def _blocks(data: Mapping[str, Any], workflows: list[WorkflowSpec], ctx: Context) -> tuple[list[Block], list[tuple[str, int]]]:
+    """The sweep as typed blocks (value files read, repeated values folded), and where values were folded;
     key paths as written (``sweep.grid`` or ``sweep[1].grid``)."""
     single = not isinstance(data["sweep"], list)
     raw = [data["sweep"]] if single else data["sweep"]
     wnames = [w.name for w in workflows]
-    blocks: list[dict[str, Any]] = []
+    blocks: list[Block] = []
     folded: list[tuple[str, int]] = []
     for i, b in enumerate(raw):
         where: Path_ = ("sweep",) if single else ("sweep", i)
         _check_names(b, where, ctx)
-        blocks.append(resolve_files(b, where, ctx))
-        _check_block(blocks[-1], where, wnames, ctx)
-        folded += _fold_repeats(blocks[-1], where)
+        resolved = read_files(b, where, ctx)
+        _check_block(resolved, where, wnames, ctx)
+        kept, left_out = _folded(resolved, where)
+        blocks.append(Block.of(kept))
+        folded += left_out
     return blocks, folded
 
 
-def swept_names(blocks: list[dict[str, Any]]) -> list[str]:
-    """Every parameter name the sweep sets, in the order first written."""
-    names: dict[str, None] = {}
-    for b in blocks:
-        for section in ("params", "grid", "zip"):
-            names.update(dict.fromkeys(b.get(section) or {}))
-        for case in b.get("cases") or []:
-            names.update(dict.fromkeys(case))
-        names.update(dict.fromkeys((b.get("random") or {}).get("params") or {}))
-        if b.get("seeds"):
-            names[b["seeds"]["param"]] = None
-    return list(names)
-
-
-def _check_report(report: Mapping[str, Any], blocks: list[dict[str, Any]], ctx: Context) -> None:
+def _check_report(report: Mapping[str, Any], blocks: list[Block], ctx: Context) -> None:
     """A grid axis must be a swept parameter: a typo here would only show at the end of a long run."""
     grid = report.get("grid") or {}
     _names_are_text(grid.get("where"), ("report", "grid", "where"), ctx)

@@ -1,7 +1,9 @@
 """Value lists read from files: ``{from: prompts.txt}``, ``{from: x.csv, column: c}``, ``{from: cases.jsonl}``.
 
 Resolved when the manifest loads, relative to the manifest's folder, so the
-sweep sees plain lists and job ids depend on the values, not on the file.
+sweep sees plain lists and job ids depend on the values, not on the file. Where
+a block may name a file is each sweep kind's to say (``axes``, ``blocks.read_files``);
+this module only reads them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from .manifest_text import Context, Path_, did_you_mean
 
 
-def _is_value_file(node: Any) -> bool:
+def is_value_file(node: Any) -> bool:
     return isinstance(node, dict) and "from" in node and set(node) <= {"from", "column"}
 
 
@@ -55,7 +57,7 @@ def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: Context) -> Iterator[
                 yield n, line.strip()
 
 
-def _file_values(spec: Mapping[str, Any], where: Path_, ctx: Context) -> list[Any]:
+def file_values(spec: Mapping[str, Any], where: Path_, ctx: Context) -> list[Any]:
     """One value per row: the line (.txt), the column (.csv), or the JSON value or its key (.jsonl)."""
     column, name = spec.get("column"), spec["from"]
     out: list[Any] = []
@@ -76,7 +78,7 @@ def _file_values(spec: Mapping[str, Any], where: Path_, ctx: Context) -> list[An
     return out
 
 
-def _file_cases(spec: Mapping[str, Any], where: Path_, ctx: Context, *, keep_empty: bool = False) -> list[dict[str, Any]]:
+def file_cases(spec: Mapping[str, Any], where: Path_, ctx: Context, *, keep_empty: bool = False) -> list[dict[str, Any]]:
     """One mapping per row; an empty CSV cell leaves its parameter out of that case (unless ``keep_empty``)."""
     csv_file = str(spec["from"]).lower().endswith(".csv")
     cases: list[dict[str, Any]] = []
@@ -89,27 +91,21 @@ def _file_cases(spec: Mapping[str, Any], where: Path_, ctx: Context, *, keep_emp
     return cases
 
 
-def resolve_files(block: dict[str, Any], where: Path_, ctx: Context) -> dict[str, Any]:
-    """The block with every ``{from: FILE}`` replaced by the values it holds, so the sweep sees plain lists."""
-    out = dict(block)
-    params = dict(block.get("params") or {})
-    for name, value in params.items():
-        if _is_value_file(value):
-            values = _file_values(value, (*where, "params", name), ctx)
-            if len(values) != 1:
-                raise ctx.error((*where, "params", name),
-                                f"{value['from']}: a fixed value needs a file with one value, it has {len(values)}")
-            params[name] = values[0]
-    if params:
-        out["params"] = params
-    for section in ("grid", "zip"):
-        lists = block.get(section)
-        if section == "zip" and isinstance(lists, dict) and _is_value_file(lists):
-            rows = _file_cases(lists, (*where, "zip"), ctx, keep_empty=True)
-            out["zip"] = {k: [r.get(k) for r in rows] for k in rows[0]}
-        elif lists:
-            out[section] = {k: _file_values(v, (*where, section, k), ctx) if _is_value_file(v) else v for k, v in lists.items()}
-    cases = block.get("cases")
-    if isinstance(cases, dict) and _is_value_file(cases):
-        out["cases"] = _file_cases(cases, (*where, "cases"), ctx)
-    return out
+def values_in(node: Any, where: Path_, ctx: Context) -> Any:
+    """``node`` as written, or the list of values of the file it names."""
+    return file_values(node, where, ctx) if is_value_file(node) else node
+
+
+def one_value_in(node: Any, where: Path_, ctx: Context) -> Any:
+    """``node`` as written, or the one value of the file it names (a fixed value)."""
+    if not is_value_file(node):
+        return node
+    values = file_values(node, where, ctx)
+    if len(values) != 1:
+        raise ctx.error(where, f"{node['from']}: a fixed value needs a file with one value, it has {len(values)}")
+    return values[0]
+
+
+def cases_in(node: Any, where: Path_, ctx: Context, *, keep_empty: bool = False) -> Any:
+    """``node`` as written, or one mapping per row of the file it names (see ``file_cases``)."""
+    return file_cases(node, where, ctx, keep_empty=keep_empty) if is_value_file(node) else node

@@ -1,7 +1,7 @@
 """The sqlite layer of the result store: one table of records, one unique index on the job id.
 
-Kept apart from ``store.py`` so the store reads as policy (journal first, commit in batches, where
-files go) and this as storage. A row is ``(id, status, transient, files, line, seq, sweep)``: the
+Kept apart from ``live_index.py`` so the index reads as policy (journal first, commit in batches) and
+this as storage. A row is ``(id, status, transient, files, line, seq, sweep)``: the
 few fields a resume needs, plus the record as the JSON line ``index.json`` is made of. ``files``
 packs ``path\\tsize\\tsha256`` lines, so checking a job's files parses no JSON. ``seq`` is the job's
 position in the sweep whose signature is ``sweep`` (both NULL when not known): a position is only
@@ -11,9 +11,8 @@ database made before these two columns gets them when opened.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from ...errors import ComfyKitError
 from ..spec.sweep import compact_json
 
 Row = tuple[str, str, int | None, str, str, int | None, str | None]
+#: what a resume asks of a job's row: (status, transient, files)
+Found = tuple[str, int | None, str]
 
 # seq and sweep come before the line, so a scan of them never reads a long record's overflow pages
 SCHEMA = """
@@ -69,6 +70,17 @@ def is_corrupt(exc: sqlite3.Error) -> bool:
     """The file itself is damaged (not a database, a malformed page), not the moment (locked, disk full, I/O):
     sqlite raises those as ``OperationalError``, damage as a plain ``DatabaseError``."""
     return type(exc) is sqlite3.DatabaseError
+
+
+@contextmanager
+def unreadable_as(shown: str, advice: str) -> Iterator[None]:
+    """A damaged sqlite file met inside is one ``UnreadableIndex`` line naming it (``shown``) and what to do."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if not is_corrupt(exc):
+            raise
+        raise UnreadableIndex(f"{shown}: {exc}; {advice}") from None
 
 
 def check(conn: sqlite3.Connection) -> str | None:
@@ -148,17 +160,21 @@ def pack_files(files: Sequence[dict[str, Any]]) -> str:
     return "\n".join(f"{f['path']}\t{int(f['size'])}\t{f.get('sha256', '')}" for f in files)
 
 
-def unpack_files(packed: str) -> Iterator[tuple[str, int, str]]:
-    for entry in packed.split("\n") if packed else ():
-        rel, size, sha = entry.split("\t")
-        yield rel, int(size), sha
+def unpack_files(packed: str) -> list[tuple[str, int, str]]:
+    """``(path, size, sha256)`` of each file of a ``pack_files`` string (a list: a resume checks one a job)."""
+    if "\n" not in packed:  # most jobs: one file, no generator to run
+        if not packed:
+            return []
+        rel, size, sha = packed.split("\t")
+        return [(rel, int(size), sha)]
+    return [(rel, int(size), sha) for rel, size, sha in (entry.split("\t") for entry in packed.split("\n"))]
 
 
 #: a record's JSON line, its encoder made once
 _encode = compact_json(sort_keys=False)
 
 
-def row_of(rec: dict[str, Any], line: str | None = None, sweep: str | None = None) -> Row:
+def row_of(rec: Mapping[str, Any], line: str | None = None, sweep: str | None = None) -> Row:
     """The row for one record (``line`` when the caller already has its JSON); ``sweep`` is the signature
     of the sweep the record's ``seq`` is a position in (None: the position is not to be trusted)."""
     if line is None:
@@ -191,22 +207,6 @@ def _executemany(conn: sqlite3.Connection, sql: str, rows: Iterable[tuple[Any, .
     conn.execute("COMMIT")
 
 
-def replay_journal(conn: sqlite3.Connection, journal: Path) -> int:
-    """Commit a journal's records (lines cut short by a kill are skipped: those jobs run again)."""
-    if not journal.exists() or not journal.stat().st_size:
-        return 0
-    rows: list[Row] = []
-    with open(journal, encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            line = raw.rstrip("\n")
-            try:
-                rows.append(row_of(json.loads(line), line))
-            except (ValueError, KeyError, TypeError):
-                continue
-    upsert(conn, rows)
-    return len(rows)
-
-
 def adopt(conn: sqlite3.Connection, positions: Iterable[tuple[int, str, str]]) -> None:
     """Note ``(seq, sweep, id)``: the job with this id sits at ``seq`` in the sweep signed ``sweep``."""
     _executemany(conn, ADOPT, positions)
@@ -219,13 +219,13 @@ def completed_at(conn: sqlite3.Connection, sweep: str, size: int) -> Iterator[tu
                         "AND typeof(seq) = 'integer' AND seq >= 0 AND seq < ?", (sweep, size))
 
 
-def find(conn: sqlite3.Connection, job_id: str) -> tuple[str, int | None, str] | None:
+def find(conn: sqlite3.Connection, job_id: str) -> Found | None:
     return conn.execute(FIND, (job_id,)).fetchone()  # type: ignore[no-any-return]
 
 
-def find_many(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, int | None, str]]:
+def find_many(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, Found]:
     """The rows of many jobs in one query: a quarter of the cost of asking one at a time."""
-    found: dict[str, tuple[str, int | None, str]] = {}
+    found: dict[str, Found] = {}
     for k in range(0, len(job_ids), MAX_VARS):
         chunk = job_ids[k:k + MAX_VARS]
         sql = f"SELECT id, status, transient, files FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
@@ -254,17 +254,6 @@ def ids(conn: sqlite3.Connection | None) -> Iterator[str]:
     if conn is None:
         return iter(())
     return (r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY n"))
-
-
-def failed_ids(conn: sqlite3.Connection | None, transient: bool | None) -> Iterator[str]:
-    if conn is None:
-        return iter(())
-    if transient is None:
-        cur = conn.execute("SELECT id FROM jobs WHERE status = 'failed' ORDER BY n")
-    else:
-        cur = conn.execute("SELECT id FROM jobs WHERE status = 'failed' AND coalesce(transient, 0) = ? ORDER BY n",
-                           (int(transient),))
-    return (r[0] for r in cur)
 
 
 def lines(conn: sqlite3.Connection) -> Iterator[str]:
