@@ -10,8 +10,9 @@ else may change.
 
 import logging
 
+from .batch.run.plan import Plan
 from .batch.run.runner import Progress, Summary
-from .batch.run.session import Plan, RunOptions, plan, run_manifest
+from .batch.run.session import RunOptions, plan, run_manifest
 from .batch.spec.manifest import BackendSpec, Manifest, WorkflowSpec, load_manifest
 from .defaults import DEFAULTS, Defaults
 from .errors import (

@@ -59,6 +59,8 @@ class Timings:
     lost_check: float = 5.0
     #: a WebSocket job with a live socket still reads /history this often, in case an event was missed
     socket_safety_poll: float = 5.0
+    #: a WebSocket job waits this long for the socket before it submits anyway (and polls /history instead)
+    socket_connect_wait: float = 5.0
     #: HTTP polling: wait this fraction of the time already waited, within [poll_min, an executor's poll_max]
     poll_fraction: float = 0.25
     poll_min: float = 0.01

@@ -23,9 +23,8 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import requests
-
-from .errors import LocalServerError
+from .errors import FetchError, LocalServerError
+from .fetch import fetch_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -257,11 +256,11 @@ class LocalComfyUI:
                     + self.log_tail()
                 )
             try:
-                if requests.get(self.url + "/system_stats", timeout=2).ok:
-                    logger.info("local ComfyUI ready at %s", self.url)
-                    return self
-            except requests.RequestException:
-                pass
+                fetch_bytes(self.url + "/system_stats", timeout=(2, 2))
+                logger.info("local ComfyUI ready at %s", self.url)
+                return self
+            except FetchError:
+                pass  # not listening yet
             time.sleep(0.25)
         self.stop()
         raise LocalServerError(f"ComfyUI did not answer within {self.startup_timeout:.0f}s:\n" + self.log_tail())

@@ -75,7 +75,7 @@ def kind_of(filename: str, hint: str = "") -> Kind:
     hint = hint.lower()
     for k in ("image", "video", "audio"):
         if k in hint:
-            return k  # type: ignore[return-value]
+            return k
     return "file"
 
 

@@ -361,12 +361,11 @@ class _Seen:
 class WebSocketExecutor(ComfyUIExecutor):
     """Like ``HttpExecutor`` but learns of completion at once and reports progress."""
 
-    def __init__(self, url: str, *, connect_wait: float = 5.0, **options: Unpack[ComfyUIOptions]) -> None:
+    def __init__(self, url: str, **options: Unpack[ComfyUIOptions]) -> None:
         super().__init__(url, **options)
         ws_url = "ws" + self.client.base_url[len("http"):] + f"/ws?clientId={self.client_id}"
         header = [f"Authorization: Bearer {self.client.api_key}"] if self.client.api_key else []
         self._hub = _EventHub(ws_url, header, cookie_header(self.client.cookies), self.name, self.client.redact)
-        self.connect_wait = connect_wait
         self._outputs: dict[str, frozenset[str]] = {}  # workflow fingerprint -> its output nodes on this server
 
     def check(self) -> None:
@@ -382,7 +381,7 @@ class WebSocketExecutor(ComfyUIExecutor):
     def _listen(self, prompt_id: str, workflow: Workflow, on_progress: ProgressCallback | None = None) -> None:
         seen = _Seen(None, self._output_nodes(workflow))
         self._hub.add(prompt_id, seen, progress=on_progress is not None)
-        end = time.monotonic() + self.connect_wait
+        end = time.monotonic() + self.timings.socket_connect_wait
         while not self._hub.connected.wait(0.02):
             if self._hub.auth_error is not None:
                 self._hub.remove(prompt_id)

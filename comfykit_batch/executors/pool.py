@@ -53,7 +53,7 @@ class ConnectTimeout(TimeoutError):
 class Headers(dict[str, str]):
     """An answer's headers, names lower-cased; ``get`` takes any case (``headers.get("Location")``)."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
@@ -70,7 +70,7 @@ class _Conn:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader: BinaryIO = sock.makefile("rb")  # type: ignore[assignment]
+        self.reader: BinaryIO = sock.makefile("rb")
 
     def dropped(self) -> bool:
         """An idle kept-alive socket that is readable has been closed by the server (or sent junk): not reusable."""

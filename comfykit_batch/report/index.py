@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..batch.spec.blocks import listed_values
 from ..batch.spec.location import display_url, is_remote_folder
 from ..batch.store.index_db import UnreadableIndex
 from ..batch.store.layout import INDEX, MANIFEST_COPY
@@ -120,24 +121,8 @@ def manifest_order(path: Path) -> dict[str, dict[str, int]]:
         seen.setdefault(key_of(value), len(seen))
 
     for block in blocks if isinstance(blocks, list) else [blocks]:
-        if not isinstance(block, dict):
-            continue
-        for kind in ("params", "grid", "zip"):
-            listing = block.get(kind)
-            for name, values in listing.items() if isinstance(listing, dict) else ():
-                for v in values if isinstance(values, list) and kind != "params" else [values]:
-                    add(name, v)
-        cases = block.get("cases")
-        for case in cases if isinstance(cases, list) else ():
-            for name, v in case.items() if isinstance(case, dict) else ():
-                add(name, v)
-        seeds = block.get("seeds")
-        if isinstance(seeds, dict):
-            values = seeds.get("values")
-            if not isinstance(values, list) and isinstance(seeds.get("count"), int) and isinstance(seeds.get("base", 0), int):
-                values = range(seeds.get("base", 0), seeds.get("base", 0) + min(seeds["count"], 100_000))
-            for v in values if isinstance(values, (list, range)) else ():
-                add(seeds.get("param", "seed"), v)
+        for name, value in listed_values(block):
+            add(name, value)
     return order
 
 

@@ -113,8 +113,8 @@ def write_csv(table: list[dict[str, Any]], dest: Path) -> Path:
 
 def write_parquet(table: list[dict[str, Any]], dest: Path) -> Path:
     try:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError:
         raise UsageError("--format parquet needs pyarrow: pip install 'comfykit-batch[parquet]' (or pip install pyarrow)") from None
     names = columns(table)

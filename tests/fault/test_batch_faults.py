@@ -19,7 +19,7 @@ from tests.helpers.waiting import wait_for
 
 SWEEP = {"grid": {"width": list(range(1, 21)), "height": [1, 2]}}  # 40 jobs
 #: a failing backend is probed again after 50 ms, not 5 s: the run's waits, shortened for a test
-FAST = Timings(pause_first=0.05, pause_max=0.2, download_backoff=0.01)
+FAST = Timings(pause_first=0.05, pause_max=0.2, download_backoff=0.01, socket_connect_wait=0.2)
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ def test_a_batch_whose_only_backend_stays_down_stops_with_its_index(tmp_path, wo
                            sweep={"grid": {"width": list(range(1, 31))}},
                            defaults={"retries": 5, "backend_down_limit": 1})
         # probed again after 50 ms, not 5 s: it is dropped once down for its limit (1 s)
-        assert run_main([str(m), "-q"], timings=Timings(pause_first=0.05, pause_max=0.2)) == 1
+        assert run_main([str(m), "-q"], timings=Timings(pause_first=0.05, pause_max=0.2, socket_connect_wait=0.2)) == 1
         out = capsys.readouterr().out
         assert "stopped: every backend is down" in out and "not run" in out and "dropped" in out
         jobs = _index(tmp_path)

@@ -56,7 +56,7 @@ def test_executors_share_one_interface_and_one_error_family():
 
 
 #: exception classes that never leave the package (each caught where it is raised), with why
-INTERNAL = {"Stop": "ends an executor's wait; caught in the executor", "TooLarge": "a download refusal mapped to BackendError",
+INTERNAL = {"Stop": "ends an executor's wait; caught in the executor",
             "ProtocolError": "the HTTP pool's broken answer, mapped to BackendError by transport.mapped",
             "ConnectTimeout": "the HTTP pool's connect timeout, mapped to BackendError by transport.mapped"}
 

@@ -34,6 +34,14 @@ def test_the_failure_kind_literal_is_the_table_of_kinds() -> None:
     assert typing.get_args(FailureKind) == tuple(FAILURE_KINDS)
 
 
+def test_the_readmes_table_of_failure_kinds_is_the_packages() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Failure kinds", 1)[1].split("\n#", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    table = {row[0].strip("| `"): (row[1] == "yes", row[2] == "yes", row[3].rstrip(" |")) for row in rows}
+    assert table == {k: (v.transient, v.pauses_backend, v.meaning) for k, v in FAILURE_KINDS.items()}
+
+
 # -- where a workflow runs -------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..spec.manifest import Manifest
-from ..spec.sweep import CountProgress, Job, Sweep, axis_labels, block_axes, block_count
+from ..spec.sweep import CountProgress, Job, Sweep, block_count
 from ..store.store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
 from .selection import Selection
 
@@ -181,12 +181,10 @@ def fold_note(values: Sequence[tuple[str, int]], jobs: int) -> str | None:
 def _block_plans(sweep: Sweep, on_progress: CountProgress | None) -> list[BlockPlan]:
     out = []
     for i, block in enumerate(sweep.blocks):
-        sizes = [n for n, _ in block_axes(block)]
-        labels = [label for label, _ in axis_labels(block)]
         out.append(BlockPlan(
-            index=i, workflows=sweep.targets(block), axes=list(zip(labels, sizes, strict=True)),
-            fixed=sorted(block.get("params") or {}), combinations=math.prod(sizes), kept=block_count(block, on_progress),
-            rules=len(block.get("exclude") or []), repeat=int(block.get("repeat", 1)),
+            index=i, workflows=sweep.targets(block), axes=[(axis.label, axis.size) for axis in block.axes],
+            fixed=sorted(block.fixed), combinations=block.size, kept=block_count(block, on_progress),
+            rules=len(block.rules), repeat=block.repeat,
         ))
     return out
 

@@ -39,7 +39,7 @@ from .ids import canonical, compact_json, distinct, job_id
 
 __all__ = [
     "ENUMERATION_LIMIT", "POSITIONS_VERSION", "PROGRESS_EVERY", "Block", "CountProgress", "Folds", "Job", "Sweep",
-    "axis_labels", "block_axes", "block_count", "canonical", "compact_json", "distinct", "job_id",
+    "block_count", "canonical", "compact_json", "distinct", "job_id",
 ]
 
 #: called as ``on_progress(done, total)`` while a count has to walk the combinations
@@ -61,17 +61,6 @@ class Job:
     params: Mapping[str, Any]
     repeat: int = 0
     seq: int = 0  # position in the sweep (the same job's under the same ``Sweep.signature``), also the index's sweep order
-
-
-def block_axes(block: Mapping[str, Any]) -> list[tuple[int, Callable[[int], dict[str, Any]]]]:
-    """(size, parameters at an index) of each axis of a block, slowest-varying first: the view of the days of untyped
-    blocks, kept while callers move to ``Block.axes``."""
-    return [(axis.size, axis.value) for axis in Block.of(block).axes]
-
-
-def axis_labels(block: Mapping[str, Any]) -> list[tuple[str, frozenset[str]]]:
-    """(label, parameter names it sets) for each axis of ``block_axes``, in the same order (see ``block_axes``)."""
-    return [(axis.label, frozenset(axis.names)) for axis in Block.of(block).axes]
 
 
 def _excluded(params: Mapping[str, Any], rules: Iterable[Mapping[str, Any]]) -> bool:

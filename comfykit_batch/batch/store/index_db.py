@@ -220,7 +220,7 @@ def completed_at(conn: sqlite3.Connection, sweep: str, size: int) -> Iterator[tu
 
 
 def find(conn: sqlite3.Connection, job_id: str) -> Found | None:
-    return conn.execute(FIND, (job_id,)).fetchone()  # type: ignore[no-any-return]
+    return conn.execute(FIND, (job_id,)).fetchone()
 
 
 def find_many(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, Found]:
