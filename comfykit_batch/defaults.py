@@ -41,6 +41,14 @@ class Defaults:
     save_previews: bool = False
     #: a backend that stays unreachable this long (seconds) is dropped from the batch
     backend_down_limit: float = 300.0
+    #: the order jobs run in: "models" groups jobs that load the same model files on one backend (when any
+    #: job loads one), "sweep" keeps the sweep's order (manifest ``defaults.schedule``)
+    schedule: str = "models"
+    #: model sets a backend keeps loaded at once (a backend's ``model_slots``); raised when durations show more
+    model_slots: int = 1
+    #: what a model load and a job are assumed to cost (seconds) until a backend has shown its own
+    model_switch_cost: float = 10.0
+    model_job_time: float = 2.0
 
 
 DEFAULTS = Defaults()

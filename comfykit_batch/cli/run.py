@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="I/N|auto",
                    help="run shard I of N (jobs whose id hashes to I), or 'auto' from SLURM_ARRAY_TASK_ID / JOB_COMPLETION_INDEX")
     p.add_argument("--shards", type=int, metavar="N", help="the shard count for --shard auto under Kubernetes (or a fixed SLURM array)")
+    p.add_argument("--schedule", choices=("models", "sweep"),
+                   help="models: jobs loading the same model files run back to back (the default); sweep: the sweep's order")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display or notices, warnings and errors only")
     p.add_argument("--version", action="version", version=f"comfykit-batch {__version__}")
@@ -56,7 +58,7 @@ def main(argv: Sequence[str], *, timings: Timings = TIMINGS) -> int:
     _setup_logging(args.verbose, args.quiet)
     options = RunOptions(limit=args.limit, only=args.only, jobs=args.jobs, retry_failed=args.retry_failed,
                          force=args.force, verify=args.verify, shard=parse_shard(args.shard, os.environ, args.shards),
-                         timings=timings)
+                         timings=timings, schedule=args.schedule)
     if args.dry_run:
         counting = None if args.quiet else _counting()
         for line in plan(args.manifest, options, output=args.output, on_notice=_notice(args.quiet), on_count=counting).lines:
@@ -149,7 +151,8 @@ def _print_summary(s: Summary) -> None:
           + (f", {s.not_run} not run" if s.not_run else "") + f" of {s.total} in {s.wall:.1f}s ({rate:.2f} jobs/s)")
     for name, b in s.backends.items():
         dropped = f" (dropped: {b.drop_reason or 'stayed down'})" if b.dropped else ""
-        print(f"  backend {name}: {b.completed} completed, {b.failed} failed, idle {b.idle_fraction * 100:.1f}%{dropped}")
+        loads = f", {b.model_loads} model load{'s' if b.model_loads != 1 else ''}" if b.model_loads is not None else ""
+        print(f"  backend {name}: {b.completed} completed, {b.failed} failed, idle {b.idle_fraction * 100:.1f}%{loads}{dropped}")
     if s.failures:
         print("  failures by reason:")
         for reason, n in sorted(s.failures.items(), key=lambda kv: -kv[1])[:10]:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from ..defaults import DEFAULTS
 from ..files import Saved
+from ..models import ModelInput, static_inputs
 from ..result import ExecuteResult, OutputFile
 from ..workflow import InputType, Workflow
 
@@ -84,6 +85,18 @@ class Executor(abc.ABC):
         differ. Raises ``BackendError``/``AuthError`` when they cannot be read.
         """
         return {}
+
+    def model_inputs(self, workflow: Workflow) -> frozenset[ModelInput]:
+        """The inputs of ``workflow`` whose values name model files this backend loads (``models.py``).
+
+        What the workflow shows by itself (core loaders, model file names), plus on a server that lists
+        its models what its ``/models`` and ``/object_info`` say; learned once per workflow fingerprint.
+        Raises ``BackendError``/``AuthError`` when the backend cannot be asked. Default: the workflow alone.
+        """
+        return static_inputs(workflow.nodes)
+
+    #: True for a platform that places tasks itself (RunningHub): the runner does not group its jobs by model
+    places_its_own_jobs: bool = False
 
     @abc.abstractmethod
     def execute(

@@ -22,6 +22,7 @@ from typing import Any, TypedDict
 from ..defaults import DEFAULTS, TIMINGS, Timings
 from ..errors import AuthError, BackendError, MissingNodesError
 from ..files import Saved, save_stream
+from ..models import ModelInput, learned_inputs, static_inputs
 from ..result import ExecuteResult, Failure, OutputFile, failure_of, kind_of
 from ..workflow import BoundPrompt, PendingUpload, Workflow
 from .base import Executor, InputTypes, ProgressCallback
@@ -76,6 +77,7 @@ class ComfyUIExecutor(Executor):
         self._upload_lock = threading.Lock()
         self._types: dict[str, InputTypes] = {}  # workflow fingerprint -> this server's input types
         self._types_lock = threading.Lock()
+        self._model_inputs: dict[str, frozenset[ModelInput]] = {}  # workflow fingerprint -> its model inputs here
 
     # -- checks -----------------------------------------------------------------
     def check(self) -> None:
@@ -113,6 +115,28 @@ class ComfyUIExecutor(Executor):
         with self._types_lock:
             self._types[key] = types
         return types
+
+    def model_inputs(self, workflow: Workflow) -> frozenset[ModelInput]:
+        """The workflow's own model inputs plus those this server's model folders reveal (a custom loader's combo
+        of files); learned once per workflow, since scheduling asks for every job's key."""
+        key = workflow.fingerprint()
+        with self._types_lock:
+            known = self._model_inputs.get(key)
+        if known is not None:
+            return known
+        found = static_inputs(workflow.nodes) | self._learned_inputs(workflow)
+        with self._types_lock:
+            self._model_inputs[key] = found
+        return found
+
+    def _learned_inputs(self, workflow: Workflow) -> frozenset[ModelInput]:
+        """What ``/models`` and ``/object_info`` say; a server that lists no folders is not asked for its types."""
+        folders = self.client.model_folders()
+        if not folders:
+            return frozenset()
+        info = self.client.object_info()
+        with mapped("reading model inputs", self.name, self.client.redact):  # /object_info is the server's: odd shapes are its fault
+            return learned_inputs(workflow.nodes, info, folders)
 
     # -- one job ----------------------------------------------------------------
     def execute(

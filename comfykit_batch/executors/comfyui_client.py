@@ -12,19 +12,24 @@ drops them for ``localhost`` and single-label hosts (``comfyui``, ``gpu1``).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from ..errors import AuthError, BackendError, ConfigError, FetchError
 from ..fetch import fetch_bytes
 from .pool import HttpPool, Response
 from .transport import Redactor, check_url, http_status_error, mapped, read_timeout
 
+logger = logging.getLogger("comfykit_batch.comfyui")
+
 JsonDict = dict[str, Any]
+#: model folder name -> the file names the server lists in it (``GET /models``, ``GET /models/{folder}``)
+ModelFolders = Mapping[str, tuple[str, ...]]
 
 #: characters ``urlencode`` leaves as they are: a name made only of them needs no quoting
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
@@ -134,6 +139,8 @@ class ComfyUIClient:
         self.pool = HttpPool(headers, maxsize=pool_size)
         self._object_info: JsonDict | None = None
         self._object_info_lock = threading.Lock()
+        self._models: ModelFolders | None = None
+        self._models_lock = threading.Lock()
 
     # -- plumbing --------------------------------------------------------------
     def _request(self, method: str, path: str, *, read: float | None = None, deadline: float | None = None,
@@ -219,6 +226,38 @@ class ComfyUIClient:
                                        transient=False, backend=self.display_url)
                 self._object_info = data
             return self._object_info
+
+    def model_folders(self) -> ModelFolders:
+        """Every model folder's file names, read once: about 25 small requests, so the first caller pays them and
+        later ones (other threads included) wait for its answer rather than ask again. A server without
+        ``/models`` (older ComfyUI) lists none."""
+        with self._models_lock:
+            if self._models is None:
+                self._models = self._read_models()
+            return self._models
+
+    def _read_models(self) -> ModelFolders:
+        folders = self._names("/models")
+        if folders is None:
+            logger.debug("%s has no /models: only the workflow itself says which inputs name model files", self.display_url)
+            return {}
+        if any(self.redact(folder) != folder for folder in folders):  # it would be in the paths, hence in messages
+            raise BackendError(f"{self.display_url}: GET /models: a folder name holds a credential", transient=False,
+                               backend=self.display_url)
+        return {folder: tuple(self._names(f"/models/{quote(folder, safe='')}") or ()) for folder in folders}
+
+    def _names(self, path: str) -> list[str] | None:
+        """A JSON list of names from ``path``; None for a 404 (no such route or folder), ``BackendError`` for any
+        other failure or shape, as every route's answer."""
+        r = self._request("GET", path)
+        if r.status_code == 404:
+            r.close()
+            return None
+        data = self._decode(r, f"GET {path}")
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise BackendError(f"{self.display_url}: GET {path}: answer is not a JSON list of names", transient=False,
+                               backend=self.display_url)
+        return data
 
     def system_stats(self, *, timeout: float = CHECK_TIMEOUT) -> JsonDict:
         data = self._json("GET", "/system_stats", read=timeout, connect=timeout)

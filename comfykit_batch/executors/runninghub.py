@@ -74,6 +74,9 @@ class _CodeError(Exception):
 class RunningHubExecutor(Executor):
     """Runs workflows and AI apps on RunningHub (v1 OpenAPI), blocking, thread-safe."""
 
+    #: the platform places tasks on its machines itself: grouping them by model would only delay them
+    places_its_own_jobs = True
+
     def __init__(
         self,
         base_url: str,

@@ -2,7 +2,8 @@
 
 For what the real server cannot be made to do on demand: 5xx answers, dropped
 sockets, the history/event race, a server dying mid-batch, a fixed time per
-prompt (for utilisation benchmarks). It follows ``comfyui-protocol.md``: the
+prompt (for utilisation benchmarks), a price for switching models (for model-aware
+scheduling). It follows ``comfyui-protocol.md``: the
 same routes, envelopes, event order, one worker executing one prompt at a time,
 history written before ``executing`` with ``node: null``.
 """
@@ -41,6 +42,16 @@ DEFAULT_CLASSES = {
     "SaveMesh": {"source": ["*"]},  # an output kind no client knows ("meshes")
 }
 OUTPUT_CLASSES = frozenset({"SaveImage", "PreviewImage", "PreviewAny", "SaveMesh"})
+_STRENGTH = ["FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01}]
+# model folder -> (loader class, the input naming its file, its other inputs), as ComfyUI's /object_info lists them
+LOADERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "checkpoints": ("CheckpointLoaderSimple", "ckpt_name", {}),
+    "vae": ("VAELoader", "vae_name", {}),
+    "loras": ("LoraLoader", "lora_name", {"model": ["MODEL"], "clip": ["CLIP"], "strength_model": _STRENGTH,
+                                          "strength_clip": _STRENGTH}),
+    "diffusion_models": ("UNETLoader", "unet_name", {"weight_dtype": [["default", "fp8_e4m3fn", "fp8_e5m2"]]}),
+}
+ModelSet = frozenset[tuple[str, str]]  # (folder, file name) of every model a prompt uses
 
 
 class _WsClient:
@@ -75,8 +86,18 @@ class _WsClient:
 class FakeComfyUI:
     """Start with ``FakeComfyUI().start()``; ``url`` is where it listens. Knobs are plain attributes."""
 
-    def __init__(self, *, work_seconds: float = 0.0, port: int = 0) -> None:
+    def __init__(self, *, work_seconds: float = 0.0, port: int = 0, model_files: dict[str, list[str]] | None = None,
+                 switch_cost: float = 0.0, slots: int = 1) -> None:
         self.work_seconds = work_seconds
+        # Model files by folder ({"vae": ["a.safetensors"], ...}): served by /models and the loaders' combos of
+        # /object_info. None: a server without /models (404), as older ComfyUI is.
+        self.model_files = model_files
+        self.switch_cost = switch_cost  # seconds a prompt pays when its model set is not resident, before its work
+        self.slots = slots  # how many distinct model sets stay resident (least recently used goes first)
+        self.switches = 0
+        self.loads: list[ModelSet] = []  # every model set loaded, in order
+        self.model_log: list[tuple[str, ModelSet, bool]] = []  # (prompt_id, model set, switched) per executed prompt
+        self._resident: list[ModelSet] = []  # most recently used last
         self.classes = dict(DEFAULT_CLASSES)
         self.submit_failures: deque[int] = deque()  # HTTP codes to answer the next POST /prompt calls with
         self.history_lag = 0.0  # seconds between execution_success and the history entry (the race)
@@ -159,12 +180,43 @@ class FakeComfyUI:
         self.stop()
         self.history.clear()
         self._pending.clear()
+        self._resident.clear()
         self._running = None
         return self.start()
 
     def drop_sockets(self) -> None:
         for c in list(self._ws):
             c.drop()
+
+    # -- models -----------------------------------------------------------------
+    def known_classes(self) -> dict[str, dict[str, Any]]:
+        """The node classes served: the plain ones plus a loader per model folder, its combo being the folder's files."""
+        loaders = {cls: {**{name: [list(files)]}, **extra} for folder, files in (self.model_files or {}).items()
+                   if folder in LOADERS for cls, name, extra in [LOADERS[folder]]}
+        return {**self.classes, **loaders}
+
+    def model_set(self, prompt: dict) -> ModelSet:
+        """The (folder, file) pairs a prompt names: any string input equal to a file of a folder counts."""
+        files = self.model_files or {}
+        return frozenset((folder, v) for n in prompt.values() for v in (n.get("inputs") or {}).values()
+                         if isinstance(v, str) for folder, names in files.items() if v in names)
+
+    def _switch(self, pid: str, prompt: dict) -> float:
+        """Make the prompt's models resident (LRU of ``slots`` sets); the seconds that costs, 0 when they already were."""
+        wanted = self.model_set(prompt)
+        with self._cond:
+            switched = bool(wanted) and wanted not in self._resident
+            if wanted:
+                self._resident = [s for s in self._resident if s != wanted] + [wanted]
+                del self._resident[: -max(self.slots, 1)]
+            if switched:
+                self.switches += 1
+                self.loads.append(wanted)
+            self.model_log.append((pid, wanted, switched))
+        return self.switch_cost if switched else 0.0
+
+    def _names_model(self, node: dict) -> bool:
+        return bool(self.model_set({"n": node}))
 
     # -- queue ------------------------------------------------------------------
     def enqueue(self, prompt_id: str, prompt: dict, client_id: str) -> None:
@@ -225,6 +277,15 @@ class FakeComfyUI:
                     bad[b]["dependent_outputs"].append(nid)
         return bad, kept
 
+    def _interrupted(self, pid: str, cid: str, nid: str, cls: Any, messages: list) -> bool:
+        """Whether the prompt was interrupted; if so its ``execution_interrupted`` is noted and sent, as ComfyUI does."""
+        if pid not in self._interrupt:
+            return False
+        data = {"prompt_id": pid, "node_id": nid, "node_type": cls, "executed": []}
+        messages.append(["execution_interrupted", data])
+        self._emit(cid, "execution_interrupted", data)
+        return True
+
     def _worker(self) -> None:
         while not self._stopped.is_set():
             with self._cond:
@@ -259,9 +320,17 @@ class FakeComfyUI:
         seconds = self.work_seconds + sum(
             float(n.get("inputs", {}).get("seconds", 0)) for n in prompt.values() if n.get("class_type") == "Slow"
         )
+        loading = self._switch(pid, prompt)  # paid by the first node naming a model (a loader reads its file), before any work
         for nid, node in prompt.items():
             cls = node.get("class_type")
             self._emit(cid, "executing", {"node": nid, "display_node": nid, "prompt_id": pid})
+            works = cls == "Slow" or (seconds and cls in ("SaveImage", "PreviewAny"))
+            if loading and (works or self._names_model(node)):
+                self._pause(pid, loading)
+                loading = 0.0
+                if self._interrupted(pid, cid, nid, cls, messages):
+                    status = "error"
+                    break
             if cls == "Raise":
                 err = {"prompt_id": pid, "node_id": nid, "node_type": cls, "exception_message": node["inputs"].get("message", ""),
                        "exception_type": "ValueError", "traceback": ["Traceback...\n", "ValueError: boom\n"], "executed": []}
@@ -269,20 +338,14 @@ class FakeComfyUI:
                 self._emit(cid, "execution_error", err)
                 status = "error"
                 break
-            if cls == "Slow" or (seconds and cls in ("SaveImage", "PreviewAny")):
+            if works:
                 steps = 4
                 for i in range(steps):
-                    with self._cond:
-                        self._cond.wait_for(lambda: pid in self._interrupt or self._stopped.is_set(), seconds / steps)
-                        interrupted = pid in self._interrupt
-                    if interrupted or self._stopped.is_set():
+                    if self._pause(pid, seconds / steps):
                         break
                     self._emit(cid, "progress", {"value": i + 1, "max": steps, "node": nid, "prompt_id": pid})
                 seconds = 0
-                if pid in self._interrupt:
-                    data = {"prompt_id": pid, "node_id": nid, "node_type": cls, "executed": []}
-                    messages.append(["execution_interrupted", data])
-                    self._emit(cid, "execution_interrupted", data)
+                if self._interrupted(pid, cid, nid, cls, messages):
                     status = "error"
                     break
             out = self._outputs(node)
@@ -305,6 +368,12 @@ class FakeComfyUI:
         self.history[pid] = entry
         self.finished_at[pid] = time.perf_counter()
         self._emit(cid, "executing", {"node": None, "prompt_id": pid})
+
+    def _pause(self, pid: str, seconds: float) -> bool:
+        """Spend ``seconds`` of the prompt's execution (the fake's only clock); True when interrupted or stopped meanwhile."""
+        with self._cond:
+            self._cond.wait_for(lambda: pid in self._interrupt or self._stopped.is_set(), seconds)
+            return pid in self._interrupt or self._stopped.is_set()
 
     def _outputs(self, node: dict) -> dict[str, Any]:
         cls = node.get("class_type")
@@ -429,7 +498,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"system": {"comfyui_version": "fake"}, "devices": []})
         if path == "/object_info":
             return self._send(200, {c: {"input": {"required": spec}, "output_node": c in ("SaveImage", "PreviewImage")}
-                                    for c, spec in app.classes.items()})
+                                    for c, spec in app.known_classes().items()})
+        if path == "/models" and app.model_files is not None:
+            return self._send(200, list(app.model_files))
+        if path.startswith("/models/") and path.split("/", 2)[2] in (app.model_files or {}):
+            return self._send(200, list((app.model_files or {})[path.split("/", 2)[2]]))
         if path.startswith("/history/"):
             pid = path.split("/", 2)[2]
             entry = app.history.get(pid)
@@ -490,7 +563,8 @@ class _Handler(BaseHTTPRequestHandler):
                 echo = "".join(f"{k}: {v}\n" for k, v in self.headers.items()) if app.echo_headers else ""
                 return self._send(app.submit_failures.popleft(), ("server error\n" + echo).encode(), "text/plain")
             prompt = data.get("prompt") or {}
-            missing = [n.get("class_type") for n in prompt.values() if n.get("class_type") not in app.classes]
+            known = app.known_classes()
+            missing = [n.get("class_type") for n in prompt.values() if n.get("class_type") not in known]
             if missing:
                 return self._send(400, {"error": {"type": "invalid_prompt", "message": f"Cannot execute because node {missing[0]} "
                                                   "does not exist.", "details": "", "extra_info": {}}, "node_errors": {}})

@@ -1,7 +1,7 @@
 """The layering, checked on the source: no module imports from a layer above its own.
 
 Layers, lowest first (see README, "Architecture"):
-  model      errors, defaults, result, files, dsl, uploads, workflow   (no network libraries)
+  model      errors, defaults, result, files, dsl, uploads, workflow, models   (no network libraries)
   inputs     fetch, sources, local_comfyui
   executors  executors.*                                              (the only code that talks to servers)
   library    kit
@@ -20,7 +20,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "comfykit_batch"
 RANK = {"model": 0, "inputs": 1, "executors": 2, "library": 3, "batch": 3, "cli": 5}
-MODEL = {"errors", "defaults", "result", "files", "dsl", "uploads", "workflow"}
+MODEL = {"errors", "defaults", "result", "files", "dsl", "uploads", "workflow", "models"}
 INPUTS = {"fetch", "sources", "local_comfyui"}
 NETWORK_LIBS = {"requests", "websocket", "urllib3", "socket", "http"}
 BATCH_MAY_USE = {"executors", "executors.base", "executors.factory"}

@@ -86,7 +86,7 @@ def test_schema_defaults_are_the_library_defaults():
     assert {k: v["default"] for k, v in d.items()} == {
         "timeout": DEFAULTS.job_timeout, "retries": DEFAULTS.retries, "executor": DEFAULTS.batch_executor,
         "concurrency": DEFAULTS.concurrency, "check_nodes": DEFAULTS.check_nodes, "save_previews": DEFAULTS.save_previews,
-        "backend_down_limit": DEFAULTS.backend_down_limit,
+        "backend_down_limit": DEFAULTS.backend_down_limit, "schedule": DEFAULTS.schedule, "model_slots": DEFAULTS.model_slots,
     }
     rh = props["backends"]["items"]["then"]["properties"]
     assert rh["url"]["default"] == DEFAULTS.runninghub_url

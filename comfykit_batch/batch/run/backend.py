@@ -32,6 +32,7 @@ class BackendStats:
     dropped: bool
     drop_reason: str  # why it was dropped ("" when it was not)
     idle_fraction: float  # of the run's wall time, with no job in flight
+    model_loads: int | None = None  # models it was given to load (None: jobs ran in sweep order, not counted)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Backend:
     down_limit: float = DEFAULTS.backend_down_limit
     pause_first: float = TIMINGS.pause_first
     pause_max: float = TIMINGS.pause_max
+    model_slots: int = DEFAULTS.model_slots  # model sets it keeps loaded at once (the scheduler's view)
     in_flight: int = 0
     dispatched: int = 0
     completed: int = 0
@@ -63,11 +65,19 @@ class Backend:
 
     def may_run(self, job: Job) -> bool:
         """Whether this backend could ever run ``job`` (its workflow is allowed and it is not dropped)."""
-        return not self.dropped and (self.workflows is None or job.workflow in self.workflows)
+        return not self.dropped and self.runs(job.workflow)
+
+    def runs(self, workflow: str) -> bool:
+        """Whether this backend may run jobs of ``workflow`` (the manifest's ``backends:`` of a workflow)."""
+        return self.workflows is None or workflow in self.workflows
 
     def accepts(self, job: Job, now: float) -> bool:
         """Whether to hand ``job`` to this backend now."""
-        if not self.may_run(job):
+        return self.may_run(job) and self.ready(now)
+
+    def ready(self, now: float) -> bool:
+        """Whether this backend takes a job now: not dropped, not paused (one probe at a time after a pause), a slot free."""
+        if self.dropped:
             return False
         if self.paused_until is not None:
             if now < self.paused_until or self.in_flight:  # after a pause: one probe job at a time
@@ -114,7 +124,7 @@ class Backend:
             self.idle_total += now - self.idle_since
             self.idle_since = None
 
-    def stats(self, wall: float) -> BackendStats:
+    def stats(self, wall: float, model_loads: int | None = None) -> BackendStats:
         """Its figures for a run of ``wall`` seconds."""
         idle = round(self.idle_total / wall, 4) if wall > 0 else 0.0
-        return BackendStats(self.completed, self.failed, self.dropped, self.drop_reason, idle)
+        return BackendStats(self.completed, self.failed, self.dropped, self.drop_reason, idle, model_loads)

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from ..spec.manifest import Manifest
 from ..spec.sweep import CountProgress, Job, Sweep, block_count
 from ..store.store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
+from .keys import KeyOf
+from .model_plan import ModelPlan, model_plan
 from .selection import Selection
 
 #: past this many jobs the plan warns, with the estimated size of the run
@@ -111,6 +113,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     folded: int = 0  # jobs the sweep folded into an earlier job with their id (not in ``total``)
     folded_values: list[tuple[str, int]] = field(default_factory=list)  # repeated values left out at load, by key path
+    models: ModelPlan | None = None  # the jobs' model keys and planned loads (None: no job loads a model file)
 
     @property
     def backends(self) -> list[str]:
@@ -127,6 +130,7 @@ class Plan:
         out = [head + (f" {label}" if label else "") + f"; output {self.output}"]
         out += [f"  workflow {wf}: {n:,} job{'s' if n != 1 else ''}" for wf, n in self.per_workflow.items()]
         out += self._backend_lines()
+        out += self.models.lines() if self.models is not None else []
         out += ["  " + b.line() for b in self.blocks]
         folded = fold_note(self.folded_values, self.folded)
         out += [f"  {folded}"] if folded else []
@@ -312,13 +316,16 @@ def build_plan(
     jobs: int | None = None,
     show: int = 5,
     on_progress: CountProgress | None = None,
+    key_of: KeyOf | None = None,
+    schedule: str | None = None,
 ) -> Plan:
     """Describe a run of ``manifest`` over ``sweep``: counts, spread, axes, first jobs, re-run, warnings.
 
     ``selection`` picks jobs as the run would (``--only``, ``--shard``, ``--limit``, ``--retry-failed``);
     ``jobs`` overrides every backend's concurrency (``--jobs``); ``store`` is the output folder's open
     store, if one exists (see ``open_existing_store``). ``on_progress(done, total)`` is called while a
-    count has to walk jobs (``total`` 0 when unknown).
+    count has to walk jobs (``total`` 0 when unknown). ``key_of`` (a job's model key) adds the model plan
+    (``schedule`` overriding the manifest's).
     """
     selection = selection or Selection()
     blocks = _block_plans(sweep, on_progress)
@@ -341,6 +348,8 @@ def build_plan(
         per_workflow=per_workflow, per_backend=spread(per_workflow, allowed, concurrency), concurrency=concurrency,
         blocks=blocks, first_jobs=first, rerun=rerun, selection=selection,
         warnings=[warning] if warning else [], folded=sweep.folds.count, folded_values=list(manifest.folded),
+        models=model_plan(selection.jobs(sweep), key_of, {b.name: b.model_slots for b in manifest.backends},
+                          schedule or manifest.schedule),
     )
 
 

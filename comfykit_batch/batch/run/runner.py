@@ -1,9 +1,11 @@
 """The launcher: runs jobs on a thread pool, spread over backends, through ``Executor`` only.
 
-The main thread dispatches: the next job goes to the eligible backend with the
-fewest jobs in flight, each backend capped at its own concurrency (default 2,
-so the next prompt already waits in the server's queue when one finishes and
-the GPU never idles). Workers run one job each (execute, then download).
+The main thread dispatches: in sweep order, the next job goes to the eligible
+backend with the fewest jobs in flight; with a scheduler (``schedule.py``: jobs
+grouped by the models they load), each free backend, least loaded first, takes
+the job the scheduler gives it. Each backend is capped at its own concurrency
+(default 2, so the next prompt already waits in the server's queue when one
+finishes and the GPU never idles). Workers run one job each (execute, then download).
 Transient failures go back to the queue with backoff, maybe to another
 backend; a backend that keeps failing is paused and probed later, and one that
 stays down past its limit is dropped. A job whose id is already on its way (in
@@ -36,6 +38,7 @@ from ..spec.sweep import Job
 from ..store.records import JobRecord, job_record
 from ..store.store import ResultStore
 from .backend import Backend, BackendStats, Clock
+from .schedule import WINDOW, Scheduler
 
 logger = logging.getLogger("comfykit_batch.runner")
 
@@ -168,6 +171,7 @@ class BatchRunner:
         clock: Clock = time.monotonic,
         backoff: Callable[[int], float] = retry_delay,
         timings: Timings = TIMINGS,
+        scheduler: Scheduler | None = None,
     ) -> None:
         if not backends:
             raise ValueError("no backend to run on")
@@ -182,6 +186,7 @@ class BatchRunner:
         self.clock = clock
         self.backoff = backoff
         self.timings = timings
+        self.scheduler = scheduler
         self.cancel = threading.Event()
         self.progress = Progress(total=0, clock=clock)
         self.storage_error: StorageError | None = None  # set when the output folder could not be written: the run stops
@@ -207,7 +212,7 @@ class BatchRunner:
             b.mark_idle(start)
         workers = sum(2 * b.concurrency for b in self.backends)  # a slot's next prompt runs while the last one downloads
         with ThreadPoolExecutor(workers, thread_name_prefix="comfykit-job") as pool:
-            while not state.idle:
+            while not state.idle or self._queued():
                 self._drain(state)
                 if self.cancel.is_set() or self._all_dropped():
                     if state.in_flight == 0:
@@ -231,6 +236,7 @@ class BatchRunner:
                 continue
             state.in_flight -= 1
             delay = self._settle(out, state)
+            self._scheduler_saw(out)
             if delay is None:
                 state.active.discard(out.job.id)
             else:
@@ -244,6 +250,8 @@ class BatchRunner:
         if state.held is None and state.retry_heap and state.retry_heap[0][0] <= now:
             _, _, job, attempt, avoid = heapq.heappop(state.retry_heap)
             state.held = (job, attempt, avoid)
+        if state.held is None and self.scheduler is not None:
+            return self._dispatch_scheduled(state, pool, now)
         if state.held is None and not state.exhausted:
             new = next(state.source, None)
             if new is None:
@@ -267,11 +275,65 @@ class BatchRunner:
                 return True
             return False
         state.held = None
+        self._start(backend, job, attempt, state, pool, now)
+        return True
+
+    def _start(self, backend: Backend, job: Job, attempt: int, state: _RunState, pool: ThreadPoolExecutor, now: float) -> None:
         backend.started(now)
         state.in_flight += 1
         pool.submit(self._work, backend, job, attempt, next(self._tokens))
         self._report_due(state)
-        return True
+
+    # -- dispatch through a scheduler -----------------------------------------------------------
+    def _queued(self) -> int:
+        return len(self.scheduler) if self.scheduler is not None and not self.cancel.is_set() else 0
+
+    def _dispatch_scheduled(self, state: _RunState, pool: ThreadPoolExecutor, now: float) -> bool:
+        """Each free backend, least loaded first, takes the job the scheduler gives it; False when none took one."""
+        assert self.scheduler is not None
+        self._feed(state)
+        ready = sorted((b for b in self.backends if b.ready(now)), key=lambda b: (b.in_flight / b.concurrency, b.dispatched))
+        stalled = state.in_flight == 0 and not state.retry_heap  # nothing will finish: waiting gains nothing
+        for force in (False, True) if stalled else (False,):
+            for b in ready:
+                item = self.scheduler.take(b.name, b.runs, now, force=force, busy=b.in_flight > 0)
+                if item is not None:
+                    self._start(b, item[0], item[1], state, pool, now)
+                    return True
+        if stalled:
+            self._settle_stranded(state)
+        return False
+
+    def _feed(self, state: _RunState) -> None:
+        """Queue the source's next jobs in the scheduler, up to ``WINDOW`` (one id is one job, as in sweep order)."""
+        assert self.scheduler is not None
+        while not state.exhausted and len(self.scheduler) < WINDOW:
+            new = next(state.source, None)
+            if new is None:
+                state.exhausted = True
+            elif new.id in state.active:
+                state.folded += 1
+                state.progress.total -= 1
+            elif not any(b.may_run(new) for b in self.backends):
+                self._settle_unrunnable(new, state)
+            else:
+                state.active.add(new.id)
+                self.scheduler.add(new)
+
+    def _settle_stranded(self, state: _RunState) -> None:
+        """Queued jobs of a workflow no backend left may run: settled as in sweep order, never waited for."""
+        assert self.scheduler is not None
+        for workflow in self.scheduler.workflows():
+            if not any(not b.dropped and b.runs(workflow) for b in self.backends):
+                for job, _, _ in self.scheduler.remove_workflow(workflow):
+                    state.active.discard(job.id)
+                    self._settle_unrunnable(job, state)
+
+    def _scheduler_saw(self, out: _Outcome) -> None:
+        if self.scheduler is not None:
+            self.scheduler.ended(out.job, self.clock(), out.result.ok)
+            if out.backend.dropped:
+                self.scheduler.forget(out.backend.name)
 
     def _idle_wait(self, state: _RunState) -> float:
         if state.retry_heap:
@@ -349,13 +411,14 @@ class BatchRunner:
         index = self.store.flush()
         self._report()
         wall = end - start
+        loads = self.scheduler.loads() if self.scheduler is not None else {}
         p = self.progress
         left = 0 if self.cancel.is_set() else p.total - p.finished - p.settled_earlier
         return Summary(
             total=p.total, done=p.done, failed=p.failed, skipped=p.skipped, failed_earlier=p.failed_earlier,
             interrupted=self.cancel.is_set(), wall=wall, failures=state.failures, index=self.store.shown(index),
             not_run=max(0, left) if self._all_dropped() else 0,
-            backends={b.name: b.stats(wall) for b in self.backends}, folded=state.folded,
+            backends={b.name: b.stats(wall, loads.get(b.name)) for b in self.backends}, folded=state.folded,
         )
 
     # -- outcomes -----------------------------------------------------------------------

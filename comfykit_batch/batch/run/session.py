@@ -14,9 +14,9 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...defaults import TIMINGS, Timings
@@ -32,8 +32,10 @@ from ..store.store import COMPLETED, FAILED, NEW, ResultStore
 from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
+from .keys import KeyOf, key_function
 from .plan import Plan, build_plan, fold_note, open_existing_store
 from .runner import BatchRunner, Progress, Summary
+from .schedule import ModelScheduler, Scheduler
 from .selection import Selection
 
 logger = logging.getLogger("comfykit_batch.session")
@@ -56,6 +58,10 @@ class RunOptions:
     verify: bool = False
     save_previews: bool | None = None
     shard: Shard | None = None  # run only this shard's jobs, in its own part of the output folder
+    schedule: str | None = None  # "models" or "sweep", overriding the manifest's ``defaults.schedule``
+    #: a caller's own scheduling policy (a benchmark compares policies): made from the run's key function and
+    #: each backend's model slots
+    scheduler_factory: Callable[[KeyOf, Mapping[str, int]], Scheduler] | None = None
     timings: Timings = TIMINGS  # the waits of the runner and its executors (a test passes short ones)
 
     @property
@@ -78,6 +84,18 @@ class Prepared:
     manifest: Manifest
     workflows: dict[str, Workflow]
     sweep: Sweep
+
+
+def selection_of(options: RunOptions, prepared: Prepared) -> Selection:
+    """The run's selection; with model scheduling, ``--shard`` gives shards whole model keys.
+
+    The keys come from the workflows alone (not the servers' ``/models``), so every task of an array
+    computes the same assignment whatever its server says.
+    """
+    selection = options.selection
+    if selection.shard is None or (options.schedule or prepared.manifest.schedule) == "sweep":
+        return selection
+    return replace(selection, keys=key_function(prepared.workflows))
 
 
 def _notice_nowhere(message: str) -> None:
@@ -166,7 +184,7 @@ def run_manifest(
     try:
         refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
         store.use_sweep(prepared.sweep.signature)  # what this run records is of this sweep: each seq a position in it
-        selection = options.selection
+        selection = selection_of(options, prepared)
         jobs = selection.jobs(prepared.sweep)
         progress = Progress(total=selection.expected(prepared.sweep))
         walk = _Walk(recorded_before=len(store))
@@ -246,11 +264,39 @@ def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iter
         runner = BatchRunner(
             backends, prepared.workflows, store, timeout=m.timeout, retries=m.retries,
             save_previews=m.save_previews if options.save_previews is None else options.save_previews,
-            on_progress=on_progress, timings=options.timings,
+            on_progress=on_progress, timings=options.timings, scheduler=make_scheduler(m, prepared.workflows, backends, options, store),
         )
         if cancel is not None:
             runner.cancel = cancel
         return runner.run(jobs, progress.total, progress)
+
+
+def make_scheduler(m: Manifest, workflows: Mapping[str, Workflow], backends: list[Backend], options: RunOptions,
+                   store: ResultStore) -> Scheduler | None:
+    """The run's scheduler: by model key unless the sweep's order is asked for or no job loads a model file."""
+    if (options.schedule or m.schedule) == "sweep":
+        return None
+    key_of = key_function(workflows, backends)
+    if key_of is None:
+        return None
+    slots = {b.name: b.model_slots for b in backends}
+    if options.scheduler_factory is not None:
+        return options.scheduler_factory(key_of, slots)
+    scheduler = ModelScheduler(key_of, slots, free_placement=[b.name for b in backends if b.executor.places_its_own_jobs])
+    for name, job in _last_jobs(store).items():
+        scheduler.resume(name, key_of(job))
+    return scheduler
+
+
+def _last_jobs(store: ResultStore) -> dict[str, Job]:
+    """Each backend's last completed job in the folder's recent records: a resumed run continues its model group."""
+    last: dict[str, tuple[float, Job]] = {}
+    for rec in store.records(last=256):
+        name, finished = rec.get("backend"), rec.get("finished")
+        if rec.get("status") == "completed" and isinstance(name, str) and isinstance(finished, (int, float)):
+            if name not in last or finished > last[name][0]:
+                last[name] = (finished, Job(str(rec.get("id")), str(rec.get("workflow")), rec.get("params") or {}))
+    return {name: job for name, (_, job) in last.items()}
 
 
 def _nothing_to_do(progress: Progress, store: ResultStore) -> Summary:
@@ -287,7 +333,7 @@ def start_backends(manifest: Manifest, workflows: dict[str, Workflow], stack: Ex
     usable = check_backends(executors, notice)
     backends = [
         Backend(s.name, executors[s.name], options.jobs or s.concurrency, allowed[s.name], down_limit=manifest.backend_down_limit,
-                pause_first=timings.pause_first, pause_max=timings.pause_max)
+                pause_first=timings.pause_first, pause_max=timings.pause_max, model_slots=s.model_slots)
         for s in specs if s.name in usable
     ]
     if manifest.check_nodes:
@@ -328,8 +374,9 @@ def plan(manifest: Manifest | str | Path, options: RunOptions | None = None, *, 
         check_sweep_values(m, prepared.workflows, reachable)
     store = open_existing_store(m)
     try:
-        return build_plan(m, prepared.sweep, selection=options.selection, store=store, jobs=options.jobs, show=show,
-                          on_progress=on_count)
+        schedule = options.schedule or m.schedule
+        return build_plan(m, prepared.sweep, selection=selection_of(options, prepared), store=store, jobs=options.jobs,
+                          show=show, on_progress=on_count, schedule=schedule, key_of=key_function(prepared.workflows))
     finally:
         if store is not None:
             store.close()

@@ -66,6 +66,8 @@ class BackendSpec:
     poll_interval: float | None = None
     #: the server's output folder as this machine sees it (outputs are read there instead of downloaded)
     server_output_dir: str | None = None
+    #: model sets the server keeps loaded at once (the scheduler's view of its memory)
+    model_slots: int = DEFAULTS.model_slots
 
     @property
     def managed(self) -> bool:
@@ -94,6 +96,7 @@ class Manifest:
     check_nodes: bool = DEFAULTS.check_nodes
     save_previews: bool = DEFAULTS.save_previews
     backend_down_limit: float = DEFAULTS.backend_down_limit
+    schedule: str = DEFAULTS.schedule  # "models" (jobs grouped by the model files they load) or "sweep"
     report: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
     sweep_is_list: bool = True  # `sweep:` written as a list of blocks (key paths sweep[i]) or one block (sweep)
@@ -375,6 +378,7 @@ def _one_backend(b: Mapping[str, Any], i: int, defaults: Mapping[str, Any], ctx:
         api_key=b.get("api_key") or None, cookies=b.get("cookies") or None,
         instance_type=b.get("instance_type"), webhook_url=b.get("webhook_url"), poll_interval=b.get("poll_interval"),
         server_output_dir=_folder(b.get("server_output_dir"), ctx.base),
+        model_slots=int(b.get("model_slots", defaults.get("model_slots", DEFAULTS.model_slots))),
     )
 
 
@@ -564,6 +568,7 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None, check_r
         check_nodes=bool(defaults.get("check_nodes", DEFAULTS.check_nodes)),
         save_previews=bool(defaults.get("save_previews", DEFAULTS.save_previews)),
         backend_down_limit=float(defaults.get("backend_down_limit", DEFAULTS.backend_down_limit)),
+        schedule=str(defaults.get("schedule", DEFAULTS.schedule)),
         report=dict(data.get("report") or {}), description=data.get("description"),
         sweep_is_list=isinstance(data["sweep"], list), folded=folded,
     )

@@ -4,16 +4,30 @@ A cluster scheduler (a SLURM job array, a Kubernetes Indexed Job) starts N copie
 command; each picks its jobs by hashing the job id, so no coordinator is needed, every job belongs
 to exactly one shard, and the shards come out within a few percent of each other in size. The hash
 is of the id alone (not of a job's position), so it stays the same when the sweep is reordered.
+
+With model scheduling (``model_shards``), a shard instead gets whole *model keys* (the model files
+a job loads): hashing spreads every model over every task, so each GPU would load them all. The
+assignment is computed by every task from the sweep's job counts per key alone, so it needs no
+coordinator either.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ...errors import UsageError
+from ...models import ModelKey
+
+#: how far (in percent of a shard's share) model shards may stray from it to keep a key whole: the sum of
+#: all overshoots stays within it, so no shard is more than this over or under, and sizes within twice it
+#: (in whole jobs, so every task computes the same plan)
+TOLERANCE_PERCENT = 1
+#: part of a key: its jobs of rank ``start`` to ``stop`` (in sweep order, within the key) go to ``shard``
+Piece = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,116 @@ def shard_of(job_id: str, count: int) -> int:
     """
     digest = hashlib.blake2b(job_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % count
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which of ``count`` shards runs each job of each model key (see ``model_shards``).
+
+    ``pieces[key]`` are the key's pieces (``Piece``) in rank order: one for a key kept whole. Its
+    size is O(keys + shards), whatever the number of jobs.
+    """
+
+    count: int
+    pieces: Mapping[ModelKey, tuple[Piece, ...]]
+
+    def shard_of(self, key: ModelKey, rank: int) -> int:
+        """The shard of the job of rank ``rank`` (0-based, in sweep order) among the jobs of ``key``."""
+        pieces = self.pieces[key]
+        return pieces[max(0, bisect.bisect_right(pieces, rank, key=lambda p: p[0]) - 1)][2]
+
+    def loads(self, shard: int) -> int:
+        """How many keys ``shard`` gets (some or all of their jobs): the model loads it costs."""
+        return self.loads_per_shard()[shard]
+
+    def loads_per_shard(self) -> list[int]:
+        """``loads`` of every shard, in one pass (a key has at most one piece per shard)."""
+        out = [0] * self.count
+        for pieces in self.pieces.values():
+            for _, _, shard in pieces:
+                out[shard] += 1
+        return out
+
+    def sizes(self) -> list[int]:
+        """Jobs per shard."""
+        out = [0] * self.count
+        for pieces in self.pieces.values():
+            for start, stop, shard in pieces:
+                out[shard] += stop - start
+        return out
+
+
+def model_shards(counts: Mapping[ModelKey, int], count: int) -> ShardPlan:
+    """Whole model keys to shards, balanced by job count; a key split only where the balance needs it.
+
+    Each shard's share is a ``count``-th of the jobs (to the job). Keys go largest first (then by
+    key, so any task computing it from the same counts gets the same plan, whatever their order):
+    whole to the shard they fill best, over its share by at most the ``TOLERANCE_PERCENT`` left (the sum
+    of overshoots stays within it); a key that fits nowhere fills a shard's room and goes on.
+    A key larger than a share is thus split, a smaller one only when no shard has room for it;
+    with more shards than keys, keys are split until every shard has its share.
+
+    Greedy, not optimal (bin packing is hard), in O(pieces x shards). Which shard a split fills
+    matters (the roomiest keeps pieces big; the fullest leaves big rooms for later keys to fit
+    exactly): both are tried, and the plan with fewer loads kept.
+    """
+    if count < 1:
+        raise UsageError(f"model shards: expected N >= 1, got {count}")
+    if any(n < 0 for n in counts.values()):
+        raise UsageError("model shards: a key has a negative job count")
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    plans = [_greedy(ordered, count, split) for split in (_roomiest, _fullest)]
+    return min(plans, key=lambda plan: (sum(plan.loads_per_shard()), max(plan.loads_per_shard())))
+
+
+def _greedy(ordered: list[tuple[ModelKey, int]], count: int, split: Callable[[list[int]], int]) -> ShardPlan:
+    """Place the keys in this order, splitting into the shard ``split`` picks among the rooms."""
+    total = sum(n for _, n in ordered)
+    rooms = [(i + 1) * total // count - i * total // count for i in range(count)]
+    slack = total * TOLERANCE_PERCENT // (100 * count)
+    pieces: dict[ModelKey, tuple[Piece, ...]] = {}
+    for key, n in ordered:
+        pieces[key], slack = _place(n, rooms, slack, split)
+    return ShardPlan(count, pieces)
+
+
+def _place(n: int, rooms: list[int], slack: int, split: Callable[[list[int]], int]) -> tuple[tuple[Piece, ...], int]:
+    """Put a key's ``n`` jobs into ``rooms`` (taken from them), whole if it fits, else piece by piece; the slack left."""
+    pieces: list[Piece] = []
+    start = 0
+    while start < n:
+        left = n - start
+        shard = _fit(rooms, left, slack)
+        if shard is not None:
+            slack -= max(0, left - rooms[shard])
+            take = left
+        else:
+            shard = split(rooms)
+            take = rooms[shard]
+        assert take > 0  # the rooms add up to the jobs not yet placed
+        rooms[shard] -= take
+        pieces.append((start, start + take, shard))
+        start += take
+    return tuple(pieces), slack
+
+
+def _roomiest(rooms: list[int]) -> int:
+    return max(range(len(rooms)), key=lambda i: (rooms[i], -i))
+
+
+def _fullest(rooms: list[int]) -> int:
+    return min((i for i, room in enumerate(rooms) if room > 0), key=lambda i: (rooms[i], i))
+
+
+def _fit(rooms: list[int], n: int, slack: int) -> int | None:
+    """The shard that takes ``n`` jobs whole with the least room to spare, else the least over (by at most ``slack``)."""
+    fits = [i for i, room in enumerate(rooms) if room > 0 and room + slack >= n]
+    return min(fits, key=lambda i: (rooms[i] < n, abs(rooms[i] - n), i), default=None)
+
+
+def loads_per_shard(counts: Mapping[ModelKey, int], count: int) -> list[int]:
+    """The model loads of each of ``count`` model shards of ``counts``: for benchmarks and the dry run."""
+    return model_shards(counts, count).loads_per_shard()
 
 
 def _int(value: str, what: str) -> int:

@@ -258,3 +258,8 @@ def ids(conn: sqlite3.Connection | None) -> Iterator[str]:
 
 def lines(conn: sqlite3.Connection) -> Iterator[str]:
     return (r[0] for r in conn.execute("SELECT line FROM jobs ORDER BY n"))
+
+
+def recent_lines(conn: sqlite3.Connection, limit: int) -> Iterator[str]:
+    """The last ``limit`` records first recorded, the latest first."""
+    return (r[0] for r in conn.execute("SELECT line FROM jobs ORDER BY n DESC LIMIT ?", (limit,)))

@@ -134,8 +134,11 @@ class ResultStore(OutputFolder):
             line = self._others.line(job_id)
         return json.loads(line) if line is not None else None
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every record of this store's own index, streamed in first-recorded order (never all in memory)."""
+    def records(self, last: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of this store's own index, streamed in first-recorded order (never all in memory); with
+        ``last``, only the last that many, the latest first (where an earlier run left off)."""
+        if last is not None:
+            return (json.loads(line) for line in self._live().streamed(db.recent_lines, last))
         return self._live().records()
 
     def ids(self) -> set[str]:
