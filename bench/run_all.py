@@ -17,6 +17,7 @@ STEPS = [
     ("downloads", []),
     ("scale", ["--jobs", "100000"]),
     ("gallery", ["--n", "10000"]),
+    ("models", []),
 ]
 
 
@@ -55,6 +56,17 @@ def scale_lines(sc: dict[str, Any]) -> list[str]:
             f"whole resume {rr.get('wall_s')} s"]
 
 
+def models_lines(mo: dict[str, Any]) -> list[str]:
+    """Model scheduling: makespan / lower bound per order and policy, the speed-ups, CPU per job by schedule."""
+    runs, cpu = mo["real"], mo["cpu"]
+    cells = "; ".join(f"{label} {r['wall_s']} s ({r['x_lower_bound']}x)" for label, r in runs["rows"].items())
+    return [f"Model scheduling ({runs['backends']} backends, {runs['jobs']} jobs, {runs['keys']} keys, switch {runs['switch_s']} s, "
+            f"job {runs['job_s']} s; makespan (x lower bound {runs['lower_bound_s']} s)): {cells}",
+            f"  new vs sweep order (model axis fastest) {runs['speedup_vs_sweep_fastest']}x, vs SwarmUI-style (slowest) "
+            f"{runs['speedup_vs_swarm_slowest']}x (targets: <= 1.25x bound, >= 4x, >= 1.3x); CLI CPU per job: sweep "
+            f"{cpu['cpu_ms_per_job']['sweep']} ms, models {cpu['cpu_ms_per_job']['models']} ms (target: +0.1 ms at most)"]
+
+
 def table(data: dict[str, Any]) -> str:
     lines: list[str] = []
     if data.get("client_overhead"):
@@ -71,6 +83,8 @@ def table(data: dict[str, Any]) -> str:
     if dl:
         lines.append("Downloads: " + "; ".join(f"{k}: peak RSS +{r['peak_rss_growth_mb']} MB for {r['files']} x {r['file_mb']} MB"
                                                for k, r in dl["rows"].items()))
+    if data.get("models"):
+        lines += models_lines(data["models"])
     ga = data.get("gallery")
     if ga:
         lines.append("Gallery: " + ", ".join(f"{k} {v}" for k, v in ga.items()))

@@ -46,6 +46,9 @@ class Defaults:
     schedule: str = "models"
     #: model sets a backend keeps loaded at once (a backend's ``model_slots``); raised when durations show more
     model_slots: int = 1
+    #: this many jobs in a row failing the same way (kind and node) stop the batch, or drop the one backend they
+    #: fail on while others work (manifest ``defaults.stop_after_failures``; 0 never stops)
+    stop_after_failures: int = 20
     #: what a model load and a job are assumed to cost (seconds) until a backend has shown its own
     model_switch_cost: float = 10.0
     model_job_time: float = 2.0

@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, str] = {
     "gallery": "report",
     "export": "report",
     "merge": "merge",
+    "status": "status",
+    "notify-test": "notify_test",
 }
 
 

@@ -7,16 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from ..batch.run.eta import format_duration
 from ..batch.run.runner import Progress
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02}:{s:02}" if h else f"{m:02}:{s:02}"
 
 
 class ProgressDisplay:
@@ -38,7 +30,7 @@ class ProgressDisplay:
         backends = " ".join(f"{name}:{n}" for name, n in p.in_flight.items())
         skipped = f" skipped {p.skipped}" if p.skipped else ""
         return (f"done {p.done} failed {p.failed}{skipped} / {p.total} | pending {pending} | "
-                f"{p.rate():.2f} jobs/s | ETA {_clock(p.eta())} | in flight {backends}")
+                f"{p.rate():.2f} jobs/s | ETA {format_duration(p.eta())} | in flight {backends}")
 
     def __call__(self, p: Progress) -> None:
         self._seen = p

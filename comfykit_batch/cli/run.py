@@ -145,7 +145,8 @@ def _install_signals(cancel: threading.Event) -> Callable[[], None]:
 def _print_summary(s: Summary) -> None:
     ran = s.done + s.failed
     rate = ran / s.wall if s.wall > 0 else 0.0
-    state = "interrupted" if s.interrupted else ("stopped: every backend is down" if s.not_run else "finished")
+    state = "interrupted" if s.interrupted else ("stopped: every backend is down" if s.not_run and not s.stalled else "finished")
+    state = "stopped: its jobs kept failing the same way" if s.stalled else state
     earlier = f", {s.skipped} completed earlier" + (f", {s.failed_earlier} failed earlier" if s.failed_earlier else "")
     print(f"{s.name}: {state}: {s.done} completed, {s.failed} failed{earlier}"
           + (f", {s.not_run} not run" if s.not_run else "") + f" of {s.total} in {s.wall:.1f}s ({rate:.2f} jobs/s)")
@@ -162,5 +163,7 @@ def _print_summary(s: Summary) -> None:
     if s.failed_earlier:
         print("  --retry-failed runs the jobs that failed earlier again")
     print(f"  index: {s.index}")
-    if s.interrupted or s.not_run:
+    if (s.interrupted or s.not_run) and not s.stalled:
         print("  re-run the same command to resume")
+    if s.stalled:
+        print(f"error: {s.stalled.line()}", file=sys.stderr)

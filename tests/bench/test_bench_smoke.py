@@ -51,6 +51,30 @@ def test_downloads_smoke():
     assert out["rows"]["streamed"]["files"] == 1 and out["rows"]["in memory"]["peak_rss_growth_mb"] >= 0
 
 
+def test_models_smoke():
+    from bench.models import ORDERS, POLICIES, measure, report
+
+    out = measure(backends=2, keys=2, prompts=2, switch=0.02, job=0.005, table_backends=(1, 2), table_keys=(2, 3),
+                  shard_counts=(2, 8), cpu_prompts=2, cpu_rounds=1, cpu_small_prompts=1)
+    real = out["real"]
+    assert real["jobs"] == 8 and real["lower_bound_s"] > 0 and len(real["rows"]) == len(ORDERS) * len(POLICIES)
+    for label, r in real["rows"].items():
+        assert r["done"] == r["total"] == 8 and sum(r["prompts"]) == 8, label
+        assert len(r["switches"]) == 2 and sum(r["switches"]) >= 2 and r["x_lower_bound"] > 0, label
+    assert real["speedup_vs_sweep_fastest"] > 0 and real["speedup_vs_swarm_slowest"] > 0
+    assert [(r["backends"], r["keys"]) for r in out["replay"]["rows"]] == [(1, 2), (1, 3), (2, 2), (2, 3)]
+    assert all(r[f"{o}: {p}"]["loads"] >= r["keys"] for r in out["replay"]["rows"] for o in ORDERS for p in POLICIES)
+    shards = out["shards"]["rows"]
+    assert set(shards) == {"2", "8"} and all(r["model"]["loads_total"] >= 2 and r["hash"]["loads_total"] >= 2 for r in shards.values())
+    cpu = out["cpu"]
+    assert set(cpu["cpu_ms_per_job"]) == {"sweep", "models"} and all(v > 0 for v in cpu["cpu_ms_per_job"].values())
+    assert cpu["small_jobs"] < cpu["jobs"] and set(cpu["marginal_cpu_ms_per_job"]) == {"sweep", "models"}
+    assert "SwarmUI-style" in report(out)
+    from bench.run_all import table
+
+    assert "Model scheduling" in table({"models": out})
+
+
 def test_table_renders():
     from bench.run_all import table
 

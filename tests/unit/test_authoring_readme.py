@@ -44,6 +44,8 @@ def value_files(text: str, folder: Path) -> None:
 def env(monkeypatch):
     for name in ("COMFYUI_URL", "COMFYUI_BASE_URL", "GPU1_SLOTS", "GPU2_URL", "GPU2_KEY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COMFYKIT_WEBHOOK_URL", "https://hooks.example.com/comfykit")  # what the README asks a user to set
+    monkeypatch.setenv("COMFYKIT_WEBHOOK_SECRET", "a-shared-secret")
 
 
 def test_every_readme_manifest_loads_as_written(tmp_path, env):

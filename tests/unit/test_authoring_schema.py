@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from comfykit_batch.batch.spec.manifest import SCHEMA_PATH, schema, strict_schema
+from comfykit_batch.batch.spec.notify import DEFAULT_EVENTS
 from comfykit_batch.defaults import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +88,9 @@ def test_schema_defaults_are_the_library_defaults():
         "timeout": DEFAULTS.job_timeout, "retries": DEFAULTS.retries, "executor": DEFAULTS.batch_executor,
         "concurrency": DEFAULTS.concurrency, "check_nodes": DEFAULTS.check_nodes, "save_previews": DEFAULTS.save_previews,
         "backend_down_limit": DEFAULTS.backend_down_limit, "schedule": DEFAULTS.schedule, "model_slots": DEFAULTS.model_slots,
+        "stop_after_failures": DEFAULTS.stop_after_failures,
     }
+    assert tuple(props["notify"]["properties"]["events"]["default"]) == DEFAULT_EVENTS
     rh = props["backends"]["items"]["then"]["properties"]
     assert rh["url"]["default"] == DEFAULTS.runninghub_url
     assert rh["concurrency"]["default"] == DEFAULTS.runninghub_concurrency

@@ -128,7 +128,7 @@ def _run(tmp_path, backends: list[Backend], jobs: list[Job], store: ResultStore 
     sched = ModelScheduler(key_of, {b.name: 1 for b in backends})
     for name, key in kw.pop("resume", {}).items():
         sched.resume(name, key)
-    runner = BatchRunner(backends, {"w": WF}, store, timeout=10, retries=2, backoff=lambda a: 0.0, scheduler=sched, **kw)
+    runner = BatchRunner(backends, {"w": WF}, store, timeout=10, retries=2, backoff=lambda a: 0.0, scheduler=sched, key_of=key_of, **kw)
     return store, runner, runner.run(jobs, len(jobs))
 
 
@@ -148,6 +148,7 @@ def test_the_runner_runs_a_keys_jobs_back_to_back_and_keeps_ids_and_positions(tm
     assert summary.backends["a"].model_loads == 3
     recs = {r["id"]: r["seq"] for r in store.records()}
     assert recs == {j.id: j.seq for j in jobs}
+    assert all(r["models"] == [r["params"]["ckpt"]] for r in store.records())  # each record names the model it loaded
     store.close()
 
 

@@ -47,6 +47,7 @@ class Backend:
     pause_first: float = TIMINGS.pause_first
     pause_max: float = TIMINGS.pause_max
     model_slots: int = DEFAULTS.model_slots  # model sets it keeps loaded at once (the scheduler's view)
+    held: bool = False  # its jobs kept failing the same way: no new job until another backend's outcome decides
     in_flight: int = 0
     dispatched: int = 0
     completed: int = 0
@@ -77,7 +78,7 @@ class Backend:
 
     def ready(self, now: float) -> bool:
         """Whether this backend takes a job now: not dropped, not paused (one probe at a time after a pause), a slot free."""
-        if self.dropped:
+        if self.dropped or self.held:
             return False
         if self.paused_until is not None:
             if now < self.paused_until or self.in_flight:  # after a pause: one probe job at a time

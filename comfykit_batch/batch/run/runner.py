@@ -23,7 +23,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +32,16 @@ from typing import Any
 from ...defaults import TIMINGS, Timings
 from ...errors import BackendError, ComfyKitError, StorageError
 from ...files import Saved
+from ...models import ModelKey
 from ...result import FAILURE_KINDS, ExecuteResult, Failure, OutputFile, failure_of
 from ...workflow import Workflow
 from ..spec.sweep import Job
 from ..store.records import JobRecord, job_record
 from ..store.store import ResultStore
 from .backend import Backend, BackendStats, Clock
+from .eta import eta as eta_rule
 from .schedule import WINDOW, Scheduler
+from .stall import FailureWatch, Stall
 
 logger = logging.getLogger("comfykit_batch.runner")
 
@@ -82,9 +85,8 @@ class Progress:
         return self.finished / elapsed if elapsed > 0 else 0.0
 
     def eta(self) -> float | None:
-        r = self.rate()
-        left = self.total - self.finished - self.settled_earlier
-        return left / r if r > 0 else None
+        """Seconds left at the rate so far, by the one rule ``status`` uses too."""
+        return eta_rule(self.total - self.finished - self.settled_earlier, self.rate())
 
 
 @dataclass
@@ -105,13 +107,14 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     folded: int = 0  # jobs given while a job with their id was on its way: not run (not in ``total``)
     name: str = ""  # the manifest's name
+    stalled: Stall | None = None  # the batch stopped itself: its jobs kept failing the same way
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted; 1 while any job failed (now or earlier) or could not run; else 0."""
+        """130 interrupted; 1 while any job failed (now or earlier) or could not run, or the batch stopped itself; else 0."""
         if self.interrupted:
             return 130
-        return 1 if (self.failed or self.failed_earlier or self.not_run) else 0
+        return 1 if (self.failed or self.failed_earlier or self.not_run or self.stalled) else 0
 
 
 @dataclass
@@ -172,6 +175,9 @@ class BatchRunner:
         backoff: Callable[[int], float] = retry_delay,
         timings: Timings = TIMINGS,
         scheduler: Scheduler | None = None,
+        stop_after_failures: int = 0,
+        key_of: Callable[[Job], ModelKey] | None = None,
+        on_record: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         if not backends:
             raise ValueError("no backend to run on")
@@ -187,6 +193,10 @@ class BatchRunner:
         self.backoff = backoff
         self.timings = timings
         self.scheduler = scheduler
+        self.key_of = key_of  # a job's model files, for its record
+        self.on_record = on_record  # told of each record once it is stored (the webhook's job events)
+        self.watch = FailureWatch(stop_after_failures)
+        self.stalled: Stall | None = None
         self.cancel = threading.Event()
         self.progress = Progress(total=0, clock=clock)
         self.storage_error: StorageError | None = None  # set when the output folder could not be written: the run stops
@@ -214,7 +224,7 @@ class BatchRunner:
         with ThreadPoolExecutor(workers, thread_name_prefix="comfykit-job") as pool:
             while not state.idle or self._queued():
                 self._drain(state)
-                if self.cancel.is_set() or self._all_dropped():
+                if self.cancel.is_set() or self._all_dropped() or self.stalled:
                     if state.in_flight == 0:
                         break
                     self._wait_done(0.1)
@@ -414,10 +424,11 @@ class BatchRunner:
         loads = self.scheduler.loads() if self.scheduler is not None else {}
         p = self.progress
         left = 0 if self.cancel.is_set() else p.total - p.finished - p.settled_earlier
+        stopped = self._all_dropped() or self.stalled is not None
         return Summary(
             total=p.total, done=p.done, failed=p.failed, skipped=p.skipped, failed_earlier=p.failed_earlier,
             interrupted=self.cancel.is_set(), wall=wall, failures=state.failures, index=self.store.shown(index),
-            not_run=max(0, left) if self._all_dropped() else 0,
+            not_run=max(0, left) if stopped else 0, stalled=self.stalled,
             backends={b.name: b.stats(wall, loads.get(b.name)) for b in self.backends}, folded=state.folded,
         )
 
@@ -438,6 +449,8 @@ class BatchRunner:
             b.completed += 1
             state.progress.done += 1
             self._record(out.record)
+            for name in self.watch.ok(b.name):
+                self._drop_failing(name)
             return None
         f = f or Failure("client", res.msg or "failed")
         if self.cancel.is_set() and f.transient:
@@ -451,11 +464,30 @@ class BatchRunner:
         state.progress.failed += 1
         state.failures[f.reason] = state.failures.get(f.reason, 0) + 1
         self._record(out.record)
+        self._judge(b, f)
         return None
+
+    def _drop_failing(self, name: str) -> None:
+        b = next(x for x in self.backends if x.name == name)
+        b.drop(f"{self.watch.limit} jobs in a row failed the same way here while other backends worked")
+        if self.scheduler is not None:
+            self.scheduler.forget(name)
+
+    def _judge(self, b: Backend, f: Failure) -> None:
+        """A final failure: drop a backend whose jobs all fail the same way while others work, or stop the batch."""
+        verdict = self.watch.failed(b.name, f, {x.name for x in self.backends if not x.dropped})
+        b.held = b.name in self.watch.held
+        if isinstance(verdict, str):
+            self._drop_failing(verdict)
+        elif verdict is not None and self.stalled is None:
+            self.stalled = verdict
+            logger.info("%s", verdict.line())  # the command line prints it as the run's error
 
     def _record(self, record: JobRecord) -> None:
         try:
             self.store.record(record)
+            if self.on_record is not None:
+                self.on_record(record.to_dict())  # never blocks, never raises for the webhook
         except (OSError, StorageError) as exc:
             error = exc if isinstance(exc, StorageError) else StorageError(
                 f"{self.store.root}: could not record job {record.id}: {exc.strerror or exc}; free some space and run again")
@@ -499,7 +531,8 @@ class BatchRunner:
         except Exception as exc:  # noqa: BLE001 - a bug in one job must not stop the batch
             logger.exception("job %s crashed", job.id)
             result = ExecuteResult.failed(Failure("client", f"{type(exc).__name__}: {exc}"))
-        record = job_record(job, backend.name, attempt, result, files, started, time.time(), self._fingerprint(job))
+        record = job_record(job, backend.name, attempt, result, files, started, time.time(), self._fingerprint(job),
+                            self.key_of(job) if self.key_of is not None else ())
         self._done.put(_Outcome(job, backend, attempt, result, record, token))
 
     def _download(self, backend: Backend, job: Job, result: ExecuteResult) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -28,11 +29,13 @@ from ...workflow import Workflow
 from ..spec.manifest import Manifest, check_report, load_manifest
 from ..spec.shard import Shard
 from ..spec.sweep import Job, Sweep
+from ..store.run_state import end_run_state, write_run_state
 from ..store.store import COMPLETED, FAILED, NEW, ResultStore
 from .backend import Backend
 from .checks import check_backends, check_sweep_names, check_sweep_values, refuse_changed_workflows
 from .connect import build_executor
 from .keys import KeyOf, key_function
+from .notify import Notifier, run_event, run_summary
 from .plan import Plan, build_plan, fold_note, open_existing_store
 from .runner import BatchRunner, Progress, Summary
 from .schedule import ModelScheduler, Scheduler
@@ -181,32 +184,60 @@ def run_manifest(
     prepared = prepare(manifest, options, output=output)
     m = prepared.manifest
     store = _open_store(m, options.shard)
+    notifier = Notifier.for_manifest(m)
     try:
-        refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
-        store.use_sweep(prepared.sweep.signature)  # what this run records is of this sweep: each seq a position in it
-        selection = selection_of(options, prepared)
-        jobs = selection.jobs(prepared.sweep)
-        progress = Progress(total=selection.expected(prepared.sweep))
-        walk = _Walk(recorded_before=len(store))
-        pending = _pending(jobs, store, options, progress, walk)
-        first = next(pending, None)
-        if first is None:
-            summary = _nothing_to_do(progress, store)
-        else:
-            summary = _run(prepared, options, store, itertools.chain([first], pending), progress, on_progress, notice, cancel)
-        _note_removed(summary, store, walk, options)
-        folded = fold_note(m.folded, prepared.sweep.folds.count + summary.folded)
-        summary.notes += [folded] if folded else []
-        summary.name = m.name
-        if options.shard is not None and not summary.interrupted:
-            summary.total = walk.jobs
-    except BaseException:
+        summary = _run_into(store, prepared, options, _Hooks(on_progress, notice, cancel, notifier))
+    except BaseException as exc:
+        end_run_state(store.home, 130 if isinstance(exc, KeyboardInterrupt) else 1, folder=store)
         with contextlib.suppress(OSError, StorageError):  # the first error is the one to report
             store.close()
+        if notifier is not None and isinstance(exc, StorageError):
+            notifier.run_ended("run.failed", {"failures": {"storage": 1}})
         raise
+    finally:
+        if notifier is not None:
+            notifier.close()
+    return summary
+
+
+@dataclass
+class _Hooks:
+    """What a run reports to outside the store: progress, notices, the cancel event, the webhook."""
+
+    on_progress: Callable[[Progress], None] | None
+    notice: Notice
+    cancel: threading.Event | None
+    notifier: Notifier | None
+
+
+def _run_into(store: ResultStore, prepared: Prepared, options: RunOptions, hooks: _Hooks) -> Summary:
+    """The run proper, its store open: the pending jobs, the runner, the summary, the reports and the webhook."""
+    m = prepared.manifest
+    refuse_changed_workflows(store, m, prepared.workflows, force=options.force)
+    store.use_sweep(prepared.sweep.signature)  # what this run records is of this sweep: each seq a position in it
+    selection = selection_of(options, prepared)
+    progress = Progress(total=selection.expected(prepared.sweep))
+    write_run_state(store.home, name=m.name, total=progress.total, started=time.time(), folder=store)
+    walk = _Walk(recorded_before=len(store))
+    pending = _pending(selection.jobs(prepared.sweep), store, options, progress, walk)
+    first = next(pending, None)
+    if first is None:
+        summary = _nothing_to_do(progress, store)
+    else:
+        summary = _run(prepared, options, store, itertools.chain([first], pending), progress, hooks)
+    _note_removed(summary, store, walk, options)
+    folded = fold_note(m.folded, prepared.sweep.folds.count + summary.folded)
+    summary.notes += [folded] if folded else []
+    summary.name = m.name
+    if options.shard is not None and not summary.interrupted:
+        summary.total = walk.jobs
     _close(store)
     if not summary.interrupted and options.shard is None:  # a shard's report waits for the merge
-        _write_reports(m, summary, notice)
+        _write_reports(m, summary, hooks.notice)
+    end_run_state(store.home, summary.exit_code, folder=store)
+    if hooks.notifier is not None:
+        extra = {"shard": str(options.shard)} if options.shard is not None else {}
+        hooks.notifier.run_ended(run_event(summary), {**run_summary(summary), **extra})
     return summary
 
 
@@ -255,29 +286,29 @@ def _write_reports(m: Manifest, summary: Summary, notice: Notice) -> None:
 
 
 def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iterator[Job], progress: Progress,
-         on_progress: Callable[[Progress], None] | None, notice: Notice, cancel: threading.Event | None) -> Summary:
+         hooks: _Hooks) -> Summary:
     m = prepared.manifest
     with ExitStack() as stack:
-        backends = start_backends(m, prepared.workflows, stack, options, notice)
+        backends = start_backends(m, prepared.workflows, stack, options, hooks.notice)
         check_sweep_names(m, prepared.sweep, prepared.workflows)  # remote workflows now have their nodes
         check_sweep_values(m, prepared.workflows, {b.name: b.executor for b in backends})
+        key_of = key_function(prepared.workflows, backends)
         runner = BatchRunner(
             backends, prepared.workflows, store, timeout=m.timeout, retries=m.retries,
             save_previews=m.save_previews if options.save_previews is None else options.save_previews,
-            on_progress=on_progress, timings=options.timings, scheduler=make_scheduler(m, prepared.workflows, backends, options, store),
+            on_progress=hooks.on_progress, timings=options.timings, scheduler=make_scheduler(m, backends, options, store, key_of),
+            key_of=key_of, stop_after_failures=m.stop_after_failures,
+            on_record=hooks.notifier.job if hooks.notifier is not None else None,
         )
-        if cancel is not None:
-            runner.cancel = cancel
+        if hooks.cancel is not None:
+            runner.cancel = hooks.cancel
         return runner.run(jobs, progress.total, progress)
 
 
-def make_scheduler(m: Manifest, workflows: Mapping[str, Workflow], backends: list[Backend], options: RunOptions,
-                   store: ResultStore) -> Scheduler | None:
+def make_scheduler(m: Manifest, backends: list[Backend], options: RunOptions, store: ResultStore,
+                   key_of: KeyOf | None) -> Scheduler | None:
     """The run's scheduler: by model key unless the sweep's order is asked for or no job loads a model file."""
-    if (options.schedule or m.schedule) == "sweep":
-        return None
-    key_of = key_function(workflows, backends)
-    if key_of is None:
+    if (options.schedule or m.schedule) == "sweep" or key_of is None:
         return None
     slots = {b.name: b.model_slots for b in backends}
     if options.scheduler_factory is not None:

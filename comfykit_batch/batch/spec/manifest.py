@@ -37,6 +37,7 @@ from .blocks import WORKFLOW, Block, fold_repeats, named_mappings, problems, rea
 from .ids import distinct
 from .location import is_remote_folder, local_home
 from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values
+from .notify import NotifySpec, parse_notify
 
 __all__ = [
     "BackendSpec", "Block", "Manifest", "ManifestError", "WorkflowSpec", "check_report", "did_you_mean", "key_path",
@@ -97,11 +98,14 @@ class Manifest:
     save_previews: bool = DEFAULTS.save_previews
     backend_down_limit: float = DEFAULTS.backend_down_limit
     schedule: str = DEFAULTS.schedule  # "models" (jobs grouped by the model files they load) or "sweep"
+    #: this many jobs in a row failing the same way (kind and node) stop the batch; 0 never stops
+    stop_after_failures: int = DEFAULTS.stop_after_failures
     report: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
     sweep_is_list: bool = True  # `sweep:` written as a list of blocks (key paths sweep[i]) or one block (sweep)
     output_url: str | None = None  # an fsspec URL (s3://...) when the results go to object storage; ``output`` mirrors it
     folded: list[tuple[str, int]] = field(default_factory=list)  # (key path, repeated values left out there)
+    notify: NotifySpec | None = None  # the webhook told how the run ended (``notify:``), if any
 
     def __post_init__(self) -> None:
         self.blocks = [Block.of(block) for block in self.blocks]  # typed once, whoever made the manifest
@@ -343,6 +347,7 @@ _PATTERNS = {
     "^https?://[^?#]+$": "an http(s):// URL (no ?query)",
     "^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' or '-' (starting with a letter or digit)",
     "^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' or '-'",
+    "^https?://[^/?#\\s]+[^\\s]*$": "an http(s):// URL",
 }
 
 
@@ -569,6 +574,8 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None, check_r
         save_previews=bool(defaults.get("save_previews", DEFAULTS.save_previews)),
         backend_down_limit=float(defaults.get("backend_down_limit", DEFAULTS.backend_down_limit)),
         schedule=str(defaults.get("schedule", DEFAULTS.schedule)),
+        stop_after_failures=int(defaults.get("stop_after_failures", DEFAULTS.stop_after_failures)),
+        notify=parse_notify(data.get("notify")),
         report=dict(data.get("report") or {}), description=data.get("description"),
         sweep_is_list=isinstance(data["sweep"], list), folded=folded,
     )

@@ -6,7 +6,7 @@ Values that are URLs keep their scheme, host and path but never their query
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -55,6 +55,7 @@ class JobRecord:
     files: list[dict[str, Any]]
     texts: dict[str, Any] | None = None
     cost: dict[str, Any] | None = None
+    models: list[str] | None = None  # the model files the job loaded (its model key), when it loads any
     error: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +65,7 @@ class JobRecord:
             "status": self.status, "attempts": self.attempts, "prompt_id": self.prompt_id,
             "started": self.started, "finished": self.finished, "duration": self.duration, "files": self.files,
         }
-        for key, value in (("texts", self.texts), ("cost", self.cost), ("error", self.error)):
+        for key, value in (("models", self.models), ("texts", self.texts), ("cost", self.cost), ("error", self.error)):
             if value:
                 rec[key] = value
         return rec
@@ -79,7 +80,7 @@ class JobRecord:
 
 
 def job_record(job: Job, backend: str | None, attempt: int, res: ExecuteResult, files: list[dict[str, Any]],
-               started: float, finished: float, workflow_sha256: str | None) -> JobRecord:
+               started: float, finished: float, workflow_sha256: str | None, models: Sequence[str] = ()) -> JobRecord:
     """The record the store keeps for one finished job."""
     return JobRecord(
         id=job.id, seq=job.seq, workflow=job.workflow, workflow_sha256=workflow_sha256,
@@ -87,7 +88,7 @@ def job_record(job: Job, backend: str | None, attempt: int, res: ExecuteResult, 
         status=res.status, attempts=attempt + 1, prompt_id=res.prompt_id,
         started=round(started, 3), finished=round(finished, 3),
         duration=round(res.duration, 4) if res.duration is not None else None, files=files,
-        texts=res.texts_by_var or None, cost=res.cost or None, error=_error(res),
+        texts=res.texts_by_var or None, cost=res.cost or None, error=_error(res), models=list(models) or None,
     )
 
 
