@@ -1,4 +1,4 @@
-"""``status`` beside a real run in another process (against the fake ComfyUI), then after that run is killed.
+"""``status`` and the gallery beside a real run in another process (against the fake ComfyUI), then after that run is killed.
 
 While the run goes, ``status --json`` sees its counts move, a finite ETA and the run holding the folder
 (its pid); after a SIGKILL it still reads every job the run recorded (the sqlite rows and the journal's
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import jsonschema
 
+from comfykit_batch.cli import main as cli_main
 from comfykit_batch.cli.status import main as status_main
+from comfykit_batch.report.index import load_results
 from tests.fakes.fake_comfyui import FakeComfyUI
 from tests.helpers.manifests import ROOT, write_manifest
 from tests.helpers.waiting import wait_for
@@ -67,6 +69,9 @@ def test_status_follows_a_live_run_and_tells_the_truth_after_its_kill(tmp_path, 
         assert isinstance(live["eta"], float) and math.isfinite(live["eta"]) and live["eta"] > 0
         assert [b["name"] for b in live["backends"]] == ["f"] and live["backends"][0]["jobs"] >= live["completed"]
 
+        mid = load_results(out).records  # the reports read the live store too: no "no index.json here" mid-run
+        assert len(mid) >= live["completed"] and cli_main(["gallery", str(out), "--no-thumbs"]) == 0
+
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         after = _status(out)
@@ -75,6 +80,8 @@ def test_status_follows_a_live_run_and_tells_the_truth_after_its_kill(tmp_path, 
         assert after["completed"] + after["failed"] == len(recorded), "status missed jobs the run recorded"
         assert after["run"]["held"] is False and after["run"]["runs"][0]["holding"] == "stopped"
         assert after["pending"] is None and after["not_run"] == 200 - len(recorded) and after["eta"] is None
+        assert {r["id"] for r in load_results(out).records} == recorded  # the gallery's records: every finished job
+        assert cli_main(["gallery", str(out), "--no-thumbs"]) == 0 and (out / "gallery.html").exists()
 
         shown = subprocess.run([sys.executable, "-m", "comfykit_batch", "status", str(out)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
                                capture_output=True, text=True, timeout=60)
