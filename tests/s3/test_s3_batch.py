@@ -66,3 +66,15 @@ def test_batch_to_s3_killed_resumed_and_merged(tmp_path, bucket, fake, workflows
     assert "40 completed" in capsys.readouterr().out
     for key in fs.find(url[5:]):
         assert SECRET.encode() not in fs.cat(key), key
+
+
+def test_status_of_a_folder_in_the_bucket_reads_what_the_run_put_there(tmp_path, bucket, fake, workflows, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"{bucket}/runs/st"
+    m = write_manifest(tmp_path, [{"name": "f", "url": fake.url}], workflow=workflows / "invert.json", sweep=SWEEP)
+    assert main([str(m), "-q", "--output", url]) == 0
+    capsys.readouterr()
+    assert main(["status", url, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["completed"] == 40 and doc["failed"] == 0 and doc["run"]["held"] is False
+    assert SECRET not in json.dumps(doc)
