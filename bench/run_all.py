@@ -18,6 +18,7 @@ STEPS = [
     ("scale", ["--jobs", "100000"]),
     ("gallery", ["--n", "10000"]),
     ("models", []),
+    ("end_of_run", []),
 ]
 
 
@@ -89,6 +90,10 @@ def table(data: dict[str, Any]) -> str:
     ga = data.get("gallery")
     if ga:
         lines.append("Gallery: " + ", ".join(f"{k} {v}" for k, v in ga.items()))
+    if data.get("end_of_run"):
+        from bench.end_of_run import report
+
+        lines += report(data["end_of_run"]).splitlines()
     return "\n".join(lines)
 
 

@@ -40,6 +40,10 @@ class ParameterError(ComfyKitError, ValueError):
     """The parameters do not fit the workflow: unknown, missing, or of the wrong type."""
 
 
+class InputFileError(ParameterError):
+    """An upload value names a local file that is not there: refused before a run, a job's upload failure during one."""
+
+
 class ConfigError(ComfyKitError, ValueError):
     """A constructor argument or environment variable is unusable."""
 

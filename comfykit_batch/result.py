@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
-from .errors import AuthError, BackendError, ComfyKitError, ConfigError, MissingNodesError
+from .errors import AuthError, BackendError, ComfyKitError, ConfigError, InputFileError, MissingNodesError
 
 Kind = Literal["image", "video", "audio", "text", "file"]
 
@@ -142,6 +142,8 @@ def failure_of(exc: ComfyKitError, message: str | None = None) -> Failure:
         return Failure("auth", text)
     if isinstance(exc, BackendError):
         return Failure("connection", text, transient=exc.transient)
+    if isinstance(exc, InputFileError):  # a file gone since the run's checks: this job's upload failed
+        return Failure("upload", text, exception_type=type(exc).__name__)
     kind: FailureKind = "config" if isinstance(exc, (ConfigError, MissingNodesError)) else "invalid"
     return Failure(kind, text, exception_type=type(exc).__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse, urlsplit
 
-from .errors import ParameterError
+from .errors import InputFileError, ParameterError
 
 Kind = Literal["path", "url", "bytes", "server"]
 
@@ -139,6 +139,6 @@ def classify(value: Any, param: str) -> UploadSource:
     if path.is_file():
         return UploadSource("path", path.name, path=path)
     if value.startswith(("/", "./", "../", "~")):
-        raise ParameterError(f"parameter {param!r}: no such file {value!r}")
+        raise InputFileError(f"parameter {param!r}: no such file {value!r}")
     # Not a local file: the name of a file already in the server's input folder.
     return UploadSource("server", value)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..report.export import FORMATS, STATUSES, export
 from ..report.gallery import write_gallery
 from ..report.grid import default_name, make_grid
+from ..report.index import load_results
+from ..report.thumbs import ensure_thumbs
 from .args import Parser
 
 
@@ -54,6 +58,9 @@ def main(argv: Sequence[str]) -> int:
                               font=args.font):
             print(path)
     elif command == "gallery":
+        if not args.no_thumbs:  # made first, over every core and with a progress line; the page then reuses them
+            results = load_results(args.output)
+            ensure_thumbs(results.root, results.records, on_progress=ProgressLine("thumbnails"))
         print(write_gallery(args.output, thumbs=not args.no_thumbs))
     else:
         status = args.status or ("all" if args.format in ("csv", "parquet") else "completed")
@@ -63,3 +70,21 @@ def main(argv: Sequence[str]) -> int:
         what = f"{result.rows} rows" if result.index and result.files == 0 else f"{result.files} files"
         print(f"{what} -> {result.index or result.to}" + (f" (skipped: {skipped})" if skipped else ""))
     return 0
+
+
+class ProgressLine:
+    """``thumbnails: 1,234 / 5,000`` on stderr, redrawn at most five times a second (on a terminal) and ended at the last."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.shown = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and (not self.tty or now - self.shown < 0.2):
+            return
+        self.shown = now
+        start, end = "\r" if self.tty else "", "\n" if done >= total else ""
+        sys.stderr.write(f"{start}{self.what}: {done:,} / {total:,}{end}")
+        sys.stderr.flush()

@@ -83,3 +83,14 @@ def test_table_renders():
           "rows": {"library http c=2": row, "cli http": {**row, "marginal_cpu_ms_per_job": 1}}}
     text = table({"client_overhead": co})
     assert "server-bound 1 jobs/s" in text and "cli http" in text
+
+
+def test_end_of_run_smoke():
+    from bench.end_of_run import measure, report
+    from bench.run_all import table
+
+    out = measure(20, side=64, job_s=0.02)
+    lane = out["lane"]
+    assert out["images"] == 20 and lane["made"] + lane["dropped"] == 20 and lane["failed"] == 0
+    assert 0 <= lane["overlap_share"] <= 1 and out["today"]["end_s"] > 0 and out["extrapolated_10k"]["target_s"] == 2.0
+    assert "End of run" in report(out) and "End of run" in table({"end_of_run": out})

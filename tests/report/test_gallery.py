@@ -75,7 +75,8 @@ def test_default_axes_skip_parameters_swept_together(tmp_path):
     out = write_output(tmp_path / "o", recs)
     assert default_axes(load_results(out)) == ("label", "strength")
     data = page_data(load_results(out), {})
-    assert data["values"]["strength"] == ["0.1", "0.2"] and data["jobs"][0]["p"] == {"color": 0, "label": 0, "strength": 0}
+    assert data["values"]["strength"] == ["0.1", "0.2"]
+    assert {p: codes[0] - 1 for p, codes in data["param_codes"].items()} == {"color": 0, "label": 0, "strength": 0}
 
 
 def test_gallery_cli(demo_output, capsys):

@@ -49,7 +49,7 @@ def test_placeholders_in_data_come_out_verbatim(tmp_path, open_page):
     words = page.locator('select.filter[data-param="word"] option').all_inner_texts()
     assert words == ["(all)", *odd]
     assert page.locator("#var option").all_inner_texts() == ["(all)", "__DATA__", "__TITLE__"]
-    assert page.evaluate("D.values.word") == odd and page.evaluate("D.jobs[0].w") == "__TITLE__"
+    assert page.evaluate("D.values.word") == odd and page.evaluate("job(0).w") == "__TITLE__"
     hover = page.locator(".item").first.get_attribute("title")
     assert "word = __TITLE__" in hover and "workflow = __TITLE__" in hover
     assert page.locator(".item pre.caption").all_inner_texts() == odd

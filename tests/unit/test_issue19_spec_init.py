@@ -95,7 +95,7 @@ def test_any_workflow_gives_a_manifest_that_loads_with_its_own_values(tmp_path, 
     assert set(data) == {"name", "workflows", "sweep"}
     assert data["sweep"][0].get("params", {}) == {r["name"]: r["default"] for r in rows if r["required"]}
     grid = yaml.safe_load(_uncommented(text))["sweep"][0].get("grid", {})
-    assert grid == {r["name"]: [r["default"]] for r in rows if not r["required"]}
+    assert grid == {r["name"]: [r["default"]] for r in rows if not r["required"] and not wf.parameters[r["name"]].is_seed}
     (tmp_path / "wf.json").write_text(json.dumps(nodes), encoding="utf-8")
     (tmp_path / "m.yaml").write_text(text, encoding="utf-8")
     assert load_manifest(tmp_path / "m.yaml").blocks[0].get("params", {}) == data["sweep"][0].get("params", {})

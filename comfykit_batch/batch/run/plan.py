@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..spec.inputs import InputSet
 from ..spec.manifest import Manifest
 from ..spec.sweep import CountProgress, Job, Sweep, block_count
 from ..store.store import COMPLETED, DB, FAILED, INDEX, JOURNAL, NEW, TRANSIENT, ResultStore
@@ -114,6 +115,7 @@ class Plan:
     folded: int = 0  # jobs the sweep folded into an earlier job with their id (not in ``total``)
     folded_values: list[tuple[str, int]] = field(default_factory=list)  # repeated values left out at load, by key path
     models: ModelPlan | None = None  # the jobs' model keys and planned loads (None: no job loads a model file)
+    input_sets: list[InputSet] = field(default_factory=list)  # each ``{from: "photos/*.jpg"}``: its count and first names
 
     @property
     def backends(self) -> list[str]:
@@ -132,6 +134,7 @@ class Plan:
         out += self._backend_lines()
         out += self.models.lines() if self.models is not None else []
         out += ["  " + b.line() for b in self.blocks]
+        out += ["  " + s.line() for s in self.input_sets]
         folded = fold_note(self.folded_values, self.folded)
         out += [f"  {folded}"] if folded else []
         out += _first_lines(self.first_jobs)
@@ -350,6 +353,7 @@ def build_plan(
         warnings=[warning] if warning else [], folded=sweep.folds.count, folded_values=list(manifest.folded),
         models=model_plan(selection.jobs(sweep), key_of, {b.name: b.model_slots for b in manifest.backends},
                           schedule or manifest.schedule),
+        input_sets=list(manifest.input_sets),
     )
 
 

@@ -19,13 +19,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ...defaults import TIMINGS, Timings
 from ...errors import BackendError, ComfyKitError, ManifestError, MissingNodesError, ParameterError, StorageError, UsageError
 from ...executors.base import Executor
+from ...report.thumb_lane import ThumbLane
 from ...sources import resolve_workflow
 from ...uploads import redact_urls_in_text
 from ...workflow import Workflow
+from ..spec.inputs import upload_names
 from ..spec.manifest import Manifest, check_report, load_manifest
 from ..spec.shard import Shard
 from ..spec.sweep import Job, Sweep
@@ -115,7 +118,8 @@ def prepare(manifest: Manifest | str | Path, options: RunOptions | None = None, 
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest, output=output, check_report_axes=False)
     workflows = load_workflows(manifest)
-    sweep = Sweep(list(manifest.blocks), {name: wf.fingerprint() for name, wf in workflows.items()}, fold=True)
+    sweep = Sweep(list(manifest.blocks), {name: wf.fingerprint() for name, wf in workflows.items()}, fold=True,
+                  uploads=upload_names(workflows), base=manifest.path.parent)
     check_sweep_names(manifest, sweep, workflows)
     check_report(manifest)
     check_sweep_values(manifest, workflows, {})
@@ -293,16 +297,34 @@ def _run(prepared: Prepared, options: RunOptions, store: ResultStore, jobs: Iter
         check_sweep_names(m, prepared.sweep, prepared.workflows)  # remote workflows now have their nodes
         check_sweep_values(m, prepared.workflows, {b.name: b.executor for b in backends})
         key_of = key_function(prepared.workflows, backends)
+        on_record = _record_hooks(m, store, stack, hooks)
         runner = BatchRunner(
             backends, prepared.workflows, store, timeout=m.timeout, retries=m.retries,
             save_previews=m.save_previews if options.save_previews is None else options.save_previews,
             on_progress=hooks.on_progress, timings=options.timings, scheduler=make_scheduler(m, backends, options, store, key_of),
             key_of=key_of, stop_after_failures=m.stop_after_failures,
-            on_record=hooks.notifier.job if hooks.notifier is not None else None,
+            on_record=on_record,
         )
         if hooks.cancel is not None:
             runner.cancel = hooks.cancel
         return runner.run(jobs, progress.total, progress)
+
+
+def _record_hooks(m: Manifest, store: ResultStore, stack: ExitStack, hooks: _Hooks) -> Callable[[Mapping[str, Any]], None] | None:
+    """What hears of each stored record: the webhook's job events, and the thumbnail lane (thumbnails as jobs land)."""
+    heard: list[Callable[[Mapping[str, Any]], None]] = [hooks.notifier.job] if hooks.notifier is not None else []
+    if m.output_url is None and (m.report or {}).get("gallery", True) is not False:
+        lane = ThumbLane(store.root)
+        stack.callback(lane.close, 60.0)  # bounded; the end-of-run gallery makes whatever is left
+        heard.append(lane.submit)
+    if not heard:
+        return None
+
+    def on_record(record: Mapping[str, Any]) -> None:
+        for hear in heard:
+            hear(record)
+
+    return on_record
 
 
 def make_scheduler(m: Manifest, backends: list[Backend], options: RunOptions, store: ResultStore,

@@ -35,6 +35,7 @@ from ...sources import is_path_source
 from ...uploads import redact_url
 from .blocks import WORKFLOW, Block, fold_repeats, named_mappings, problems, read_files, swept_names, workflows_of
 from .ids import distinct
+from .inputs import InputSet, found
 from .location import is_remote_folder, local_home
 from .manifest_text import SECRET_KEY, Context, Path_, did_you_mean, is_secret_path, key_path, read_yaml, secret_values
 from .notify import NotifySpec, parse_notify
@@ -106,6 +107,7 @@ class Manifest:
     output_url: str | None = None  # an fsspec URL (s3://...) when the results go to object storage; ``output`` mirrors it
     folded: list[tuple[str, int]] = field(default_factory=list)  # (key path, repeated values left out there)
     notify: NotifySpec | None = None  # the webhook told how the run ended (``notify:``), if any
+    input_sets: list[InputSet] = field(default_factory=list)  # each ``{from: "photos/*.jpg"}`` read, for the dry run
 
     def __post_init__(self) -> None:
         self.blocks = [Block.of(block) for block in self.blocks]  # typed once, whoever made the manifest
@@ -577,5 +579,5 @@ def load_manifest(path: str | Path, *, output: str | Path | None = None, check_r
         stop_after_failures=int(defaults.get("stop_after_failures", DEFAULTS.stop_after_failures)),
         notify=parse_notify(data.get("notify")),
         report=dict(data.get("report") or {}), description=data.get("description"),
-        sweep_is_list=isinstance(data["sweep"], list), folded=folded,
+        sweep_is_list=isinstance(data["sweep"], list), folded=folded, input_sets=found(ctx),
     )

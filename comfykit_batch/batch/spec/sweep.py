@@ -20,6 +20,10 @@ position whose id an earlier position already gave (two blocks or two cases maki
 parameters). Whether that can happen at all is decided from the blocks' values, without
 walking (``may_repeat``); only a sweep where it can is walked once ahead, to find those
 positions (``Sweep.folds``). Every other position keeps its job and its id.
+
+A local file given to an upload parameter enters the id as its content (``sha256:<hex>``), not its path
+(``Sweep(uploads=...)``, ``inputs``): editing a file makes a new job, moving a folder none. Such a sweep's
+signature names the files' digests too, so a position never stands for a job whose input has changed.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from .blocks import Block
 from .ids import canonical, compact_json, distinct, job_id
+from .inputs import HashCache, InputFile, contents_of, shared_cache, upload_values
 
 __all__ = [
     "ENUMERATION_LIMIT", "POSITIONS_VERSION", "PROGRESS_EVERY", "Block", "CountProgress", "Folds", "Job", "Sweep",
@@ -44,6 +50,8 @@ __all__ = [
 
 #: called as ``on_progress(done, total)`` while a count has to walk the combinations
 CountProgress = Callable[[int, int], None]
+#: a job's parameters as its id sees them (upload files by content), and the input files it names
+IdParams = Callable[[dict[str, Any]], tuple[dict[str, Any], tuple[dict[str, Any], ...]]]
 #: enumerate at most this many combinations of coupled axes before walking the whole product instead
 ENUMERATION_LIMIT = 2_000_000
 PROGRESS_EVERY = 1 << 16
@@ -61,6 +69,8 @@ class Job:
     params: Mapping[str, Any]
     repeat: int = 0
     seq: int = 0  # position in the sweep (the same job's under the same ``Sweep.signature``), also the index's sweep order
+    #: its local upload files: ``{"param", "path", "size", "sha256"}`` each (path relative to the manifest's folder)
+    inputs: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
 
 def _excluded(params: Mapping[str, Any], rules: Iterable[Mapping[str, Any]]) -> bool:
@@ -216,12 +226,45 @@ class Sweep:
 
     With ``fold``, a position whose job has an earlier position's id gives no job (see ``folds``):
     two jobs with one id would write the same files at once, and run the same work twice.
+
+    ``uploads`` (workflow -> its upload parameters) makes a local file's content, not its path, part of the
+    id; ``base`` (the manifest's folder) is what the records' input paths are relative to; ``hashes`` keeps
+    digests between runs (default: the user's cache folder). Without ``uploads`` ids are as they always were.
     """
 
-    def __init__(self, blocks: Iterable[Mapping[str, Any]], fingerprints: Mapping[str, str], *, fold: bool = False) -> None:
+    def __init__(self, blocks: Iterable[Mapping[str, Any]], fingerprints: Mapping[str, str], *, fold: bool = False,
+                 uploads: Mapping[str, Iterable[str]] | None = None, base: str | Path | None = None,
+                 hashes: HashCache | None = None) -> None:
         self.blocks = [Block.of(block) for block in blocks]
         self.fingerprints = dict(fingerprints)
         self.fold = fold
+        self.uploads = {wf: frozenset(names) for wf, names in (uploads or {}).items() if names}
+        self.base = Path(base).resolve() if base is not None else None
+        self._hashes = hashes
+
+    @functools.cached_property
+    def contents(self) -> dict[str, InputFile]:
+        """value -> the local file it names, for every value the blocks give an upload parameter (hashed once, cached)."""
+        if not self.uploads:
+            return {}
+        values = (v for block in self.blocks for wf in self.targets(block)
+                  for v in upload_values(block.swept(), self.uploads.get(wf, frozenset())))
+        return contents_of(values, self.base, self._hashes or shared_cache())
+
+    def _id_params(self, block: Block, wf: str) -> IdParams | None:
+        """How a job of this block and workflow is keyed when it names upload files (None: by its parameters)."""
+        names = sorted(self.uploads.get(wf, frozenset()).intersection(block.names))
+        contents = self.contents if names else {}
+        if not contents:
+            return None
+
+        def id_params(params: dict[str, Any]) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+            files = [(n, contents[v]) for n in names if isinstance(v := params.get(n), str) and v in contents]
+            if not files:
+                return params, ()
+            return {**params, **{n: f"sha256:{f.sha256}" for n, f in files}}, tuple(f.record(n) for n, f in files)
+
+        return id_params
 
     def targets(self, block: Mapping[str, Any]) -> list[str]:
         """The workflows a block runs (every workflow when it names none)."""
@@ -269,13 +312,19 @@ class Sweep:
         sampled = any(block.sampled for block in self.blocks)
         python = "{}.{}".format(*sys.version_info[:2]) if sampled else ""
         written = [block.raw for block in self.blocks]
-        text = "\n".join([POSITIONS_VERSION, python, repr(written), repr(list(self.fingerprints.items()))])
+        parts = [POSITIONS_VERSION, python, repr(written), repr(list(self.fingerprints.items()))]
+        if self.contents:  # an edited input file moves its job to a new id: no position may stand for the old one
+            parts.append(repr(sorted((value, f.sha256) for value, f in self.contents.items())))
+        text = "\n".join(parts)
         return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:20]
 
     def may_repeat(self) -> bool:
         """Whether two positions could give one id, decided from the values without walking: a block that may repeat
         itself (``Block.may_repeat``), or two runs of blocks on workflows alike (one fingerprint) that may overlap."""
         if any(b.may_repeat() for b in self.blocks):
+            return True
+        digests = [f.sha256 for f in self.contents.values()]
+        if len(set(digests)) < len(digests):  # two paths, one content: one id
             return True
         runs = [(i, self.fingerprints[wf]) for i, b in enumerate(self.blocks) for wf in self.targets(b)]
         return any(fa == fb and (i == j or _may_overlap(self.blocks[i], self.blocks[j]))
@@ -314,13 +363,14 @@ class Sweep:
         seq = 0
         for block in self.blocks:
             for wf in self.targets(block):
-                seq = yield from _block_jobs(block, wf, self.fingerprints[wf], seq, settled, folded)
+                seq = yield from _block_jobs(block, wf, self.fingerprints[wf], seq, settled, folded, self._id_params(block, wf))
 
 
 def _block_jobs(block: Block, wf: str, fp: str, seq: int, settled: bytes | bytearray,
-                folded: bytes | bytearray) -> Generator[Job | int, None, int]:
+                folded: bytes | bytearray, id_params: IdParams | None = None) -> Generator[Job | int, None, int]:
     """One block's jobs for one workflow from position ``seq`` (see ``iter_skipping``); returns the next position.
-    ``folded`` (empty, or one byte a position) marks the positions that give nothing."""
+    ``folded`` (empty, or one byte a position) marks the positions that give nothing; ``id_params`` keys a job
+    by its upload files' content."""
     repeat, rules = block.repeat, block.rules
     known = len(settled)
     digits, params_of = _digits(block)
@@ -338,9 +388,10 @@ def _block_jobs(block: Block, wf: str, fp: str, seq: int, settled: bytes | bytea
         params = params_of(d)
         if rules and _excluded(params, rules):
             continue
+        keyed, inputs = id_params(params) if id_params is not None else (params, ())
         for r in range(repeat):
             if not (folded and folded[seq]):
-                yield 1 if seq < known and settled[seq] else Job(job_id(fp, params, r), wf, params, r, seq)
+                yield 1 if seq < known and settled[seq] else Job(job_id(fp, keyed, r), wf, params, r, seq, inputs)
             seq += 1
     return seq
 

@@ -1,4 +1,5 @@
-"""Value lists read from files: ``{from: prompts.txt}``, ``{from: x.csv, column: c}``, ``{from: cases.jsonl}``.
+"""Value lists read from files: ``{from: prompts.txt}``, ``{from: x.csv, column: c}``, ``{from: cases.jsonl}``;
+and input sets, lists of file paths: ``{from: "photos/*.jpg"}``, ``{from: photos/, ext: [png]}`` (see ``inputs``).
 
 Resolved when the manifest loads, relative to the manifest's folder, so the
 sweep sees plain lists and job ids depend on the values, not on the file. Where
@@ -14,11 +15,13 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .inputs import input_set, is_input_set
 from .manifest_text import Context, Path_, did_you_mean
 
 
 def is_value_file(node: Any) -> bool:
-    return isinstance(node, dict) and "from" in node and set(node) <= {"from", "column"}
+    """A ``{from: FILE}`` read as values: a value file (read by line or row) or an input set (a list of files)."""
+    return isinstance(node, dict) and "from" in node and (set(node) <= {"from", "column"} or is_input_set(node))
 
 
 def _lines(text: str) -> list[str]:
@@ -32,6 +35,8 @@ def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: Context) -> Iterator[
     path = ctx.base / str(spec["from"])
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except IsADirectoryError:
+        raise ctx.error(where, f"{spec['from']}: a folder: write {spec['from']}/ to take its files as an input set") from None
     except OSError as exc:
         raise ctx.error(where, f"{spec['from']}: cannot read the value file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
@@ -58,7 +63,10 @@ def _file_rows(spec: Mapping[str, Any], where: Path_, ctx: Context) -> Iterator[
 
 
 def file_values(spec: Mapping[str, Any], where: Path_, ctx: Context) -> list[Any]:
-    """One value per row: the line (.txt), the column (.csv), or the JSON value or its key (.jsonl)."""
+    """One value per row: the line (.txt), the column (.csv), or the JSON value or its key (.jsonl); an input set's
+    files."""
+    if is_input_set(spec):
+        return input_set(spec, where, ctx)
     column, name = spec.get("column"), spec["from"]
     out: list[Any] = []
     for n, row in _file_rows(spec, where, ctx):
@@ -80,6 +88,9 @@ def file_values(spec: Mapping[str, Any], where: Path_, ctx: Context) -> list[Any
 
 def file_cases(spec: Mapping[str, Any], where: Path_, ctx: Context, *, keep_empty: bool = False) -> list[dict[str, Any]]:
     """One mapping per row; an empty CSV cell leaves its parameter out of that case (unless ``keep_empty``)."""
+    if is_input_set(spec):
+        raise ctx.error(where, f"{spec['from']}: an input set is a list of values, not of cases: "
+                               f"give it a parameter (grid: {{image: {{from: {spec['from']}}}}})")
     csv_file = str(spec["from"]).lower().endswith(".csv")
     cases: list[dict[str, Any]] = []
     for n, row in _file_rows(spec, where, ctx):
@@ -102,7 +113,8 @@ def one_value_in(node: Any, where: Path_, ctx: Context) -> Any:
         return node
     values = file_values(node, where, ctx)
     if len(values) != 1:
-        raise ctx.error(where, f"{node['from']}: a fixed value needs a file with one value, it has {len(values)}")
+        kind = "an input set matching one file" if is_input_set(node) else "a file with one value"
+        raise ctx.error(where, f"{node['from']}: a fixed value needs {kind}, it has {len(values)}")
     return values[0]
 
 

@@ -34,7 +34,7 @@ class JobRecord:
     """One finished job's record (see README, "The output folder"), as the store keeps it.
 
     ``to_dict`` is the record as written to the journal, sqlite and ``index.json``, its keys in this
-    order (``texts``, ``cost`` and ``error`` only when there are some); ``from_dict`` reads one back
+    order (``models``, ``inputs``, ``texts``, ``cost`` and ``error`` only when there are some); ``from_dict`` reads one back
     (a field an older record lacks is None). Frozen: a record is not changed once made.
     """
 
@@ -57,6 +57,8 @@ class JobRecord:
     cost: dict[str, Any] | None = None
     models: list[str] | None = None  # the model files the job loaded (its model key), when it loads any
     error: dict[str, Any] | None = None
+    #: its local upload files, ``{"param", "path", "size", "sha256"}`` each (path relative to the manifest's folder)
+    inputs: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         rec: dict[str, Any] = {
@@ -65,7 +67,8 @@ class JobRecord:
             "status": self.status, "attempts": self.attempts, "prompt_id": self.prompt_id,
             "started": self.started, "finished": self.finished, "duration": self.duration, "files": self.files,
         }
-        for key, value in (("models", self.models), ("texts", self.texts), ("cost", self.cost), ("error", self.error)):
+        optional = (("models", self.models), ("inputs", self.inputs), ("texts", self.texts), ("cost", self.cost), ("error", self.error))
+        for key, value in optional:
             if value:
                 rec[key] = value
         return rec
@@ -80,8 +83,9 @@ class JobRecord:
 
 
 def job_record(job: Job, backend: str | None, attempt: int, res: ExecuteResult, files: list[dict[str, Any]],
-               started: float, finished: float, workflow_sha256: str | None, models: Sequence[str] = ()) -> JobRecord:
-    """The record the store keeps for one finished job."""
+               started: float, finished: float, workflow_sha256: str | None, models: Sequence[str] = (),
+               inputs: Sequence[Mapping[str, Any]] | None = None) -> JobRecord:
+    """The record the store keeps for one finished job; its input files are the job's own (``Job.inputs``) unless given."""
     return JobRecord(
         id=job.id, seq=job.seq, workflow=job.workflow, workflow_sha256=workflow_sha256,
         params=public_params(job.params), repeat=job.repeat, seeds=res.seeds, backend=backend,
@@ -89,6 +93,7 @@ def job_record(job: Job, backend: str | None, attempt: int, res: ExecuteResult, 
         started=round(started, 3), finished=round(finished, 3),
         duration=round(res.duration, 4) if res.duration is not None else None, files=files,
         texts=res.texts_by_var or None, cost=res.cost or None, error=_error(res), models=list(models) or None,
+        inputs=[dict(i) for i in (job.inputs if inputs is None else inputs)] or None,
     )
 
 
