@@ -3,8 +3,9 @@
 import ast
 import re
 import sys
-from importlib.metadata import requires
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 #: import name -> distribution name, where they differ
@@ -32,7 +33,13 @@ def imported_top_level() -> set[str]:
     return names - set(sys.stdlib_module_names) - {"comfykit_batch", "comfy", "nodes", "folder_paths", "torch"}
 
 
+def declared_requirements() -> list[str]:
+    """pyproject.toml's dependencies and extras, read from the file (an installed copy's metadata may be older)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [*project.get("dependencies", []), *(r for extra in project.get("optional-dependencies", {}).values() for r in extra)]
+
+
 def test_every_imported_package_is_declared():
-    declared = {re.split(r"[\s<>=!\[;]", r, maxsplit=1)[0].lower() for r in requires("comfykit-batch") or []}
+    declared = {re.split(r"[\s<>=!\[;]", r, maxsplit=1)[0].lower() for r in declared_requirements()}
     missing = sorted(n for n in imported_top_level() if DISTRIBUTION.get(n, n).lower() not in declared)
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
